@@ -1,0 +1,62 @@
+"""What the spiders hand to the pipelines.
+
+The unit of work is one fetch of one feed: its outcome and the entries it carried travel together as a
+``FeedFetch``, so that the store writes a feed's new items and its new fetch state (ETag, body hash, next due
+time) in one transaction. A crash can never record a feed as seen while losing the items it carried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass
+class Article:
+    """One entry after normalization (and, further down the pipeline, tagging)."""
+
+    key: str  # identity: sha1 of the canonical URL, or of the GUID/content when there is no link
+    url: str | None
+    guid: str | None
+    title: str
+    summary: str
+    published: datetime | None
+    via: str = "feed"
+    text: str | None = None
+    text_status: str | None = None
+    tags: dict[str, list[str]] = field(default_factory=dict)  # topic id -> evidence snippets
+    entities: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FeedFetch:
+    """The outcome of fetching one feed. ``entries`` are raw parser output; normalize turns them into ``articles``."""
+
+    feed_id: int
+    source_id: str
+    url: str
+    fetched: datetime
+    interval: float  # the source's poll interval, seconds
+    status: int | None = None  # HTTP status, None when no response came
+    error: str | None = None  # set when the fetch or the parse failed
+    not_modified: bool = False  # 304, or a body identical to the last one: nothing parsed
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    server_delay: float | None = None  # seconds the server asked us to wait (ttl, max-age, Retry-After)
+    entries: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    articles: list[Article] = field(default_factory=list, repr=False)
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What the spider needs to poll one feed: its identity and the validators of the last fetch."""
+
+    feed_id: int
+    source_id: str
+    url: str
+    interval: float
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None

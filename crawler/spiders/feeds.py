@@ -1,0 +1,124 @@
+"""The feeds spider: one conditional GET per feed, parsed off the reactor thread, one FeedFetch out per feed."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from scrapy import Request, Spider
+from scrapy.http import Response
+from twisted.python.failure import Failure
+
+from crawler.feedparse import parse_feed
+from crawler.items import FeedFetch, FeedState
+
+logger = logging.getLogger(__name__)
+ERROR_STATUSES = [304, *range(400, 600)]  # answers we record ourselves instead of letting Scrapy drop them
+
+
+class FeedsSpider(Spider):
+    name = "feeds"
+
+    def __init__(self, feeds: Sequence[FeedState] = (), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.feeds = list(feeds)
+
+    async def start(self) -> AsyncIterator[Request]:
+        for feed in self.feeds:
+            yield Request(
+                feed.url, callback=self.parse_feed, errback=self.fetch_failed, cb_kwargs={"feed": feed},
+                headers=_conditional_headers(feed), dont_filter=True,
+                meta={"handle_httpstatus_list": ERROR_STATUSES, "dont_retry": True},
+            )
+
+    async def parse_feed(self, response: Response, feed: FeedState) -> AsyncIterator[FeedFetch]:
+        fetch = _fetch(feed, response.status)
+        fetch.server_delay = _server_delay(response)
+        if response.status == 304:
+            fetch.not_modified = True
+        elif response.status >= 400:
+            fetch.error = f"HTTP {response.status}"
+        else:
+            await self._read_body(response, feed, fetch)
+        self._log_outcome(fetch)
+        yield fetch
+
+    async def _read_body(self, response: Response, feed: FeedState, fetch: FeedFetch) -> None:
+        fetch.etag = _header(response, "ETag")
+        fetch.last_modified = _header(response, "Last-Modified")
+        fetch.body_hash = hashlib.sha256(response.body).hexdigest()
+        if fetch.body_hash == feed.body_hash:
+            fetch.not_modified = True
+            return
+        parsed = await asyncio.to_thread(parse_feed, response.body, _parser_headers(response))
+        if parsed.error:
+            fetch.error = parsed.error
+            return
+        if parsed.problem:
+            logger.info("%s: read with problems: %s", feed.url, parsed.problem)
+        fetch.entries = parsed.entries
+        fetch.server_delay = max(fetch.server_delay or 0.0, parsed.ttl_seconds or 0.0) or None
+
+    def fetch_failed(self, failure: Failure) -> FeedFetch:
+        request = failure.request  # type: ignore[attr-defined]
+        fetch = _fetch(request.cb_kwargs["feed"], None)
+        fetch.error = _describe(failure)
+        self._log_outcome(fetch)
+        return fetch
+
+    def _log_outcome(self, fetch: FeedFetch) -> None:
+        if fetch.error:
+            logger.warning("%s: %s", fetch.url, fetch.error)
+
+
+def _fetch(feed: FeedState, status: int | None) -> FeedFetch:
+    return FeedFetch(feed_id=feed.feed_id, source_id=feed.source_id, url=feed.url,
+                     fetched=datetime.now(UTC), interval=feed.interval, status=status)
+
+
+def _conditional_headers(feed: FeedState) -> dict[str, str]:
+    headers = {"Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5"}
+    if feed.etag:
+        headers["If-None-Match"] = feed.etag
+    if feed.last_modified:
+        headers["If-Modified-Since"] = feed.last_modified
+    return headers
+
+
+def _header(response: Response, name: str) -> str | None:
+    value = response.headers.get(name)
+    return value.decode("latin-1") if value else None
+
+
+def _parser_headers(response: Response) -> dict[str, str]:
+    headers = {k.decode("latin-1").lower(): v[-1].decode("latin-1") for k, v in response.headers.items() if v}
+    headers.setdefault("content-location", response.url)
+    return headers
+
+
+def _server_delay(response: Response) -> float | None:
+    """Seconds the server asked us to wait: Retry-After (on 429/503) or Cache-Control max-age."""
+    if response.status in (429, 503) and (retry := _header(response, "Retry-After")):
+        try:
+            return max(0.0, float(retry))
+        except ValueError:
+            try:
+                return max(0.0, (parsedate_to_datetime(retry) - datetime.now(UTC)).total_seconds())
+            except (TypeError, ValueError):
+                return None
+    for directive in (_header(response, "Cache-Control") or "").split(","):
+        name, _, value = directive.strip().partition("=")
+        if name.lower() == "max-age" and value.strip().isdigit():
+            return float(value)
+    return None
+
+
+def _describe(failure: Failure) -> str:
+    exc = failure.value
+    message = str(exc).strip() or exc.__class__.__doc__ or ""
+    return f"{type(exc).__name__}: {message.splitlines()[0] if message else ''}".rstrip(": ")

@@ -1,0 +1,106 @@
+"""Normalize raw feed entries into Articles: canonical URL, identity key, UTC dates, plain text."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import lxml.html
+from lxml.etree import ParserError
+from scrapy.crawler import Crawler
+from w3lib.url import canonicalize_url
+
+from crawler.items import Article, FeedFetch
+
+logger = logging.getLogger(__name__)
+
+TRACKING_PARAMS = re.compile(
+    r"^(utm_\w+|fbclid|gclid|dclid|gclsrc|msclkid|yclid|igshid|mc_cid|mc_eid|_ga|_gl|cmpid|ocid|smid|"
+    r"guccounter|guce_referrer\w*|__twitter_impression|ref_src|ito|sr_share)$",
+    re.IGNORECASE,
+)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_BLOCK_TAGS = ("p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote", "section")
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
+_NEWLINES = re.compile(r"\s*\n\s*")
+
+
+def canonical_url(url: str) -> str:
+    """Lower-case scheme and host, drop the default port, the fragment and tracking parameters, sort the query."""
+    parts = urlsplit(url.strip())
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    netloc = host if parts.port in (None, DEFAULT_PORTS.get(scheme)) else f"{host}:{parts.port}"
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                       if not TRACKING_PARAMS.match(k)])
+    return canonicalize_url(urlunsplit((scheme, netloc, parts.path or "/", query, "")))
+
+
+def html_to_text(html: str) -> str:
+    """Plain text from an HTML fragment: scripts and styles dropped, blocks on their own lines."""
+    if "<" not in html and "&" not in html:
+        return _tidy(html)
+    try:
+        root = lxml.html.fragment_fromstring(html, create_parent="div")
+    except (ParserError, ValueError):
+        return _tidy(re.sub(r"<[^>]*>", " ", html))
+    for bad in root.xpath("//script|//style|//noscript"):
+        bad.drop_tree()
+    for block in root.iter(*_BLOCK_TAGS):
+        block.tail = "\n" + (block.tail or "")
+    return _tidy(root.text_content())
+
+
+def _tidy(text: str) -> str:
+    return _NEWLINES.sub("\n", _SPACES.sub(" ", text)).strip()
+
+
+def identity_key(url: str | None, guid: str | None, title: str, summary: str) -> str:
+    """sha1 of the canonical URL; without a link, of the GUID; without either, of title and summary."""
+    basis = f"url:{url}" if url else f"guid:{guid}" if guid else f"content:{title}\n{summary}"
+    return hashlib.sha1(basis.encode("utf-8")).hexdigest()
+
+
+def article_from_entry(entry: dict[str, Any]) -> Article | None:
+    """An Article from a parser entry, or None when the entry has nothing to identify or show."""
+    title = html_to_text(entry.get("title") or "")
+    summary = html_to_text(entry.get("summary") or entry.get("content") or "")
+    link = (entry.get("link") or "").strip()
+    url = canonical_url(link) if urlsplit(link).scheme in ("http", "https") else None
+    guid = (entry.get("guid") or "").strip() or None
+    if not (url or guid or title or summary):
+        return None
+    return Article(key=identity_key(url, guid, title, summary), url=url, guid=guid, title=title,
+                   summary=summary, published=entry.get("published"))
+
+
+def normalize_entries(entries: list[dict[str, Any]]) -> list[Article]:
+    """Articles for a feed's entries, the same article (same key) kept once, first occurrence wins."""
+    articles: dict[str, Article] = {}
+    for entry in entries:
+        article = article_from_entry(entry)
+        if article is not None:
+            articles.setdefault(article.key, article)
+    return list(articles.values())
+
+
+class NormalizePipeline:
+    """Scrapy adapter: FeedFetch.entries -> FeedFetch.articles."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.stats = crawler.stats
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> NormalizePipeline:
+        return cls(crawler)
+
+    def process_item(self, item: Any) -> Any:
+        if isinstance(item, FeedFetch) and item.entries:
+            item.articles = normalize_entries(item.entries)
+            item.entries = []
+            self.stats.inc_value("talentwatch/entries", len(item.articles))
+        return item

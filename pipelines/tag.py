@@ -1,0 +1,38 @@
+"""Tag stage: a thin Scrapy adapter over the pure tagging engine (``pipelines.tagging``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
+
+from crawler.items import Article, FeedFetch
+from pipelines.tagging import Tagger
+from pipelines.tagging.rules import load_tagger
+
+
+def tag_article(tagger: Tagger, article: Article) -> None:
+    """Set an article's topics (with evidence) and entities from its title, summary and text."""
+    body = "\n".join(p for p in (article.summary, article.text) if p)
+    result = tagger.tag(article.title, body)
+    article.tags, article.entities = result.topics, result.entities
+
+
+class TagPipeline:
+    def __init__(self, crawler: Crawler, tagger: Tagger) -> None:
+        self.stats, self.tagger = crawler.stats, tagger
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> TagPipeline:
+        path = crawler.settings.get("TALENTWATCH_TOPICS")
+        if not path:
+            raise NotConfigured("TALENTWATCH_TOPICS is not set")
+        return cls(crawler, load_tagger(path))
+
+    def process_item(self, item: Any) -> Any:
+        if isinstance(item, FeedFetch):
+            for article in item.articles:
+                tag_article(self.tagger, article)
+                self.stats.inc_value("talentwatch/articles_tagged", bool(article.tags))
+        return item

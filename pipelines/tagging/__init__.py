@@ -1,0 +1,20 @@
+"""Pure tagging engine: topic queries and entity aliases matched against title and body.
+
+    tagger = Tagger(topics, entities)        # compiles once; RuleError on a bad topic
+    result = tagger.tag(title, body)         # TagResult(topics={id: [snippets]}, entities=[ids])
+"""
+
+from .matcher import Entity, RuleError, Tagger, TagResult, Topic
+from .query import Node, QueryError, parse, word_tokens
+
+__all__ = [
+    "Entity",
+    "Node",
+    "QueryError",
+    "RuleError",
+    "TagResult",
+    "Tagger",
+    "Topic",
+    "parse",
+    "word_tokens",
+]

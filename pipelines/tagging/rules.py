@@ -1,0 +1,71 @@
+"""Load topics.toml: entities with aliases and topics defined by a query, validated into a Tagger."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pipelines.tagging import Entity, RuleError, Tagger, Topic
+from talentwatch.schema import ConfigError, check_keys, read_toml
+
+RULE_ID = re.compile(r"^[a-z0-9-]+$")
+KINDS = {"org", "person", "gov", "place"}
+
+
+def load_rules(path: Path) -> tuple[list[Topic], list[Entity]]:
+    """Topics and entities of a topics.toml; ConfigError names the file, the entry and what is wrong."""
+    raw = read_toml(path)
+    check_keys(path, "", raw, {"topic", "entity"})
+    entities = [_entity(path, n, t) for n, t in enumerate(_tables(path, raw, "entity"), 1)]
+    topics = [_topic(path, n, t) for n, t in enumerate(_tables(path, raw, "topic"), 1)]
+    for kind, rules in (("entity", entities), ("topic", topics)):
+        ids = [r.id for r in rules]
+        for dup in {i for i in ids if ids.count(i) > 1}:
+            raise ConfigError(path, f"{kind} '{dup}'", "duplicate id")
+    return topics, entities
+
+
+def load_tagger(path: Path | str) -> Tagger:
+    """A Tagger for a topics.toml; a bad query is a ConfigError naming the topic and the position."""
+    topics, entities = load_rules(Path(path))
+    try:
+        return Tagger(topics, entities)
+    except RuleError as e:
+        raise ConfigError(path, f"topic '{e.topic_id}'", f"{e.message} at position {e.position}") from None
+
+
+def _tables(path: Path, raw: dict, kind: str) -> list[dict]:
+    tables = raw.get(kind, [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(path, kind, f"expected [[{kind}]] tables")
+    return tables
+
+
+def _id(path: Path, kind: str, n: int, t: dict) -> str:
+    rid = t.get("id")
+    if not isinstance(rid, str) or not RULE_ID.match(rid):
+        raise ConfigError(path, f"{kind} #{n} id", f"expected an id of [a-z0-9-]+, got {rid!r}")
+    return rid
+
+
+def _entity(path: Path, n: int, t: dict) -> Entity:
+    eid = _id(path, "entity", n, t)
+    check_keys(path, f"entity '{eid}' ", t, {"id", "name", "kind", "aliases"})
+    aliases = t.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
+        raise ConfigError(path, f"entity '{eid}' aliases", "expected a list of non-empty strings")
+    if t.get("kind", "org") not in KINDS:
+        raise ConfigError(path, f"entity '{eid}' kind", f"expected one of {sorted(KINDS)}, got {t.get('kind')!r}")
+    name = t.get("name", eid)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(path, f"entity '{eid}' name", "expected a non-empty string")
+    return Entity(id=eid, name=name, kind=t.get("kind", "org"), aliases=tuple(aliases))
+
+
+def _topic(path: Path, n: int, t: dict) -> Topic:
+    tid = _id(path, "topic", n, t)
+    check_keys(path, f"topic '{tid}' ", t, {"id", "name", "query"})
+    query = t.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise ConfigError(path, f"topic '{tid}' query", "expected a non-empty query string")
+    return Topic(id=tid, name=t.get("name", tid), query=query)

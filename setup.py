@@ -1,0 +1,29 @@
+from setuptools import setup
+
+setup(
+    name="talentwatch",
+    version="0.1.0",
+    description="Monitor news feeds for the China-US race for AI talent: crawl, tag, store, digest.",
+    python_requires=">=3.11",
+    packages=[
+        "talentwatch", "crawler", "crawler.spiders", "pipelines", "pipelines.tagging", "store",
+        "talentwatch_migrations", "talentwatch_migrations.versions",
+    ],
+    package_dir={"talentwatch_migrations": "alembic"},
+    py_modules=["scheduler"],
+    package_data={
+        "talentwatch": ["defaults/*.toml"],
+        "talentwatch_migrations": ["script.py.mako"],
+    },
+    install_requires=[
+        "scrapy>=2.13",
+        "feedparser>=6.0.11",
+        "sqlalchemy>=2.0",
+        "alembic>=1.13",
+        "psycopg[binary]>=3.1",
+        "rich>=13",
+        "platformdirs>=4",
+    ],
+    extras_require={"test": ["pytest>=8", "pytest-timeout", "ruff", "hypothesis"]},
+    entry_points={"console_scripts": ["talentwatch=talentwatch.cli:main"]},
+)

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy models, engine setup, and the queries the crawler, CLI and digest need."""

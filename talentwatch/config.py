@@ -1,0 +1,168 @@
+"""Load, merge and validate talentwatch.toml: the one place where every option, its default and its check live.
+
+Lookup: ``--config PATH``, else ``$TALENTWATCH_CONFIG``, else ``./talentwatch.toml``; with none, the defaults run.
+Environment variables override the file: TALENTWATCH_DATABASE_URL, TALENTWATCH_SMTP_URL, TALENTWATCH_SMTP_PASSWORD.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import platformdirs
+
+from talentwatch import PROJECT_URL, __version__
+from talentwatch.schema import ConfigError, check_keys, parse_duration, read_toml
+
+DEFAULTS_DIR = Path(str(resources.files("talentwatch") / "defaults"))
+ENV_OVERRIDES = {
+    "TALENTWATCH_DATABASE_URL": ("database", "url"),
+    "TALENTWATCH_SMTP_URL": ("smtp", "url"),
+}
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str) or not v:
+        raise ValueError(f"expected a non-empty string, got {v!r}")
+    return v
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"expected true or false, got {v!r}")
+    return v
+
+
+def _positive_int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"expected a positive integer, got {v!r}")
+    return v
+
+
+def _str_list(v: Any) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+        raise ValueError(f"expected a list of strings, got {v!r}")
+    return v
+
+
+def _timezone(v: Any) -> str:
+    try:
+        ZoneInfo(_str(v))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {v!r}") from None
+    return v
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_weekly(v: Any) -> tuple[int, int, int]:
+    """'mon 07:00' -> (weekday 0-6, hour, minute)."""
+    m = re.fullmatch(r"\s*([a-z]{3})[a-z]*\s+(\d{1,2}):(\d{2})\s*", _str(v).lower())
+    if not m or m.group(1) not in WEEKDAYS or int(m.group(2)) > 23 or int(m.group(3)) > 59:
+        raise ValueError(f"expected a weekday and a time such as 'mon 07:00', got {v!r}")
+    return WEEKDAYS.index(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+# (table, key) -> (default, check). A default of None means "not set".
+OPTIONS: dict[tuple[str, str], tuple[Any, Callable[[Any], Any]]] = {
+    ("database", "url"): (None, _str),
+    ("crawl", "sources"): (None, _str),
+    ("crawl", "topics"): (None, _str),
+    ("crawl", "interval"): ("30m", parse_duration),
+    ("crawl", "fulltext"): (False, _bool),
+    ("crawl", "concurrency"): (16, _positive_int),
+    ("crawl", "timeout"): ("30s", parse_duration),
+    ("crawl", "user_agent"): (f"talentwatch/{__version__} (+{PROJECT_URL})", _str),
+    ("digest", "schedule"): ("mon 07:00", parse_weekly),
+    ("digest", "timezone"): ("UTC", _timezone),
+    ("digest", "to"): ([], _str_list),
+    ("digest", "sender"): ("talentwatch@localhost", _str),
+    ("smtp", "url"): (None, _str),
+    ("archive", "wayback_url"): ("https://web.archive.org", _str),
+    ("archive", "google_news_url"): ("https://news.google.com", _str),
+    ("archive", "gdelt_url"): ("https://api.gdeltproject.org", _str),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated configuration. ``values`` holds every OPTIONS key as its check returned it
+    (durations in seconds, the schedule as (weekday, hour, minute))."""
+
+    path: Path | None
+    home: Path
+    values: dict[tuple[str, str], Any] = field(repr=False)
+    smtp_password: str | None = field(default=None, repr=False)
+
+    def get(self, table: str, key: str) -> Any:
+        return self.values[(table, key)]
+
+    @property
+    def database_url(self) -> str:
+        return self.get("database", "url") or f"sqlite:///{self.home / 'talentwatch.db'}"
+
+    @property
+    def sources_path(self) -> Path:
+        return self._relative(self.get("crawl", "sources"), "sources.toml")
+
+    @property
+    def topics_path(self) -> Path:
+        return self._relative(self.get("crawl", "topics"), "topics.toml")
+
+    def _relative(self, value: str | None, default_name: str) -> Path:
+        if value is None:
+            return DEFAULTS_DIR / default_name
+        p = Path(value).expanduser()
+        return p if p.is_absolute() or self.path is None else self.path.parent / p
+
+
+def find_config_file(explicit: str | None) -> Path | None:
+    """--config, else $TALENTWATCH_CONFIG, else ./talentwatch.toml if it exists."""
+    chosen = explicit or os.environ.get("TALENTWATCH_CONFIG")
+    if chosen:
+        path = Path(chosen).expanduser()
+        if not path.is_file():
+            raise ConfigError(path, "", "config file not found")
+        return path
+    local = Path("talentwatch.toml")
+    return local if local.is_file() else None
+
+
+def data_home() -> Path:
+    return Path(os.environ.get("TALENTWATCH_HOME") or platformdirs.user_data_dir("talentwatch")).expanduser()
+
+
+def load_config(explicit: str | None = None) -> Config:
+    """Find, read and validate the configuration; ConfigError names the file and key."""
+    path = find_config_file(explicit)
+    raw = read_toml(path) if path else {}
+    tables = {t for t, _ in OPTIONS}
+    check_keys(path, "", raw, tables)
+    values: dict[tuple[str, str], Any] = {}
+    for table in tables:
+        section = raw.get(table, {})
+        if not isinstance(section, dict):
+            raise ConfigError(path, f"[{table}]", "expected a table")
+        check_keys(path, f"[{table}] ", section, {k for t, k in OPTIONS if t == table})
+    for (table, key), (default, check) in OPTIONS.items():
+        values[(table, key)] = _checked(path, table, key, raw.get(table, {}).get(key, default), check)
+    for env, (table, key) in ENV_OVERRIDES.items():
+        if os.environ.get(env):
+            values[(table, key)] = _checked(f"${env}", table, key, os.environ[env], OPTIONS[(table, key)][1])
+    return Config(path, data_home(), values, os.environ.get("TALENTWATCH_SMTP_PASSWORD") or None)
+
+
+def _checked(where: Path | str | None, table: str, key: str, value: Any, check: Callable[[Any], Any]) -> Any:
+    if value is None:
+        return None
+    try:
+        return check(value)
+    except ValueError as e:
+        raise ConfigError(where, f"[{table}] {key}", str(e)) from None
