@@ -5,9 +5,10 @@ with character offsets and indexed token -> positions. Tokens are maximal runs o
 letters/digits, except that every Chinese, Japanese or Korean character is a token of
 its own: Latin text matches on word boundaries, CJK text without them.
 
-Positions are token indices within one field, so ``a NEAR/n b`` (either order, at most
-n tokens between the two) counts each CJK character as one word and never spans the
-title and the body.
+Positions are token indices, so ``a NEAR/n b`` (either order, at most n tokens between
+the two) counts each CJK character as one word. Title and body form one token sequence
+joined by an empty separator token, which no phrase matches; NEAR never pairs a title
+span with a body span.
 
 Evaluating a node gives ``None`` (false) or the list of spans that made it true; the
 list is empty when it is true only through NOT. Spans become the evidence snippets.
@@ -36,11 +37,8 @@ from .query import (
     word_tokens,
 )
 
-Span = tuple[int, int, int]  # (field, first token, last token)
-TITLE, BODY = 0, 1
-ANY_FIELD = (TITLE, BODY)
-Spans = list[Span] | None  # None: false; []: true without positions (through NOT)
-Fields = tuple[int, ...]
+Span = tuple[int, int]  # positions of the first and last token
+Spans = list[Span] | None  # None: false; []: true without positions (only through NOT)
 SNIPPET_CHARS = 240
 MAX_SNIPPETS = 3
 _SENTENCE_END = re.compile(r"(?<![A-Z])\.(?=\s)|[!?](?=\s)|[。！？]|\n")
@@ -83,15 +81,18 @@ class RuleError(ValueError):
         self.position = position
 
 
-class _Field:
-    """One field's text and tokens; positions, sorted vocabulary and offsets built on demand."""
+class _Doc:
+    """Title and body as one token sequence, with positions and offsets built on demand."""
 
-    __slots__ = ("_offsets", "_positions", "_sorted", "text", "tokens", "vocab")
+    __slots__ = ("_offsets", "_positions", "_sorted", "body", "body_start", "entities", "title", "tokens", "vocab")
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.tokens = word_tokens(text)
+    def __init__(self, title: str, body: str) -> None:
+        self.title, self.body = title, body
+        title_tokens = word_tokens(title)
+        self.body_start = len(title_tokens) + 1
+        self.tokens = [*title_tokens, "", *word_tokens(body)]
         self.vocab = set(self.tokens)
+        self.entities: dict[str, list[Span]] = {}
         self._positions: dict[str, list[int]] = {}
         self._sorted: list[str] | None = None
         self._offsets: list[tuple[int, int]] | None = None
@@ -105,18 +106,16 @@ class _Field:
             found = self._positions[token] = [i for i, t in enumerate(self.tokens) if t == token]
         return found
 
-    def find(self, tokens: tuple[str, ...], prefix: bool) -> list[int]:
-        """Start positions of the phrase ``tokens`` (last token a prefix if ``prefix``)."""
-        if len(tokens) > 1:
-            return [p for p in self.positions(tokens[0]) if self.phrase_at(p, tokens, prefix)]
-        if not prefix:
-            return self.positions(tokens[0])
-        completions = self._completions(tokens[0])
-        if len(completions) == 1:
-            return self.positions(completions[0])
-        return [p for token in completions for p in self.positions(token)]
+    def prefixed(self, stem: str) -> list[int]:
+        """Positions of tokens starting with ``stem``."""
+        if self._sorted is None:
+            self._sorted = sorted(self.vocab)
+        lo = bisect_left(self._sorted, stem)
+        tokens = self._sorted[lo : bisect_left(self._sorted, stem + "\U0010ffff", lo)]
+        return [p for token in tokens for p in self.positions(token)]
 
     def phrase_at(self, p: int, tokens: tuple[str, ...], prefix: bool) -> bool:
+        """Whether the phrase ``tokens`` starts at position ``p``."""
         last = len(tokens) - 1
         if p + last >= len(self.tokens):
             return False
@@ -125,36 +124,27 @@ class _Field:
             return False
         return doc[p + last].startswith(tokens[last]) if prefix else doc[p + last] == tokens[last]
 
-    def offsets(self, position: int) -> tuple[int, int]:
-        """Character offsets (start, end) of the token at ``position`` in ``text``."""
+    def locate(self, span: Span) -> tuple[str, int, int]:
+        """The field text holding ``span`` and the span's character offsets in it."""
         if self._offsets is None:
-            self._offsets = [m.span() for m in TOKEN_RE.finditer(self.text)]
-        return self._offsets[position]
-
-    def _completions(self, stem: str) -> list[str]:
-        if self._sorted is None:
-            self._sorted = sorted(self.vocab)
-        lo = bisect_left(self._sorted, stem)
-        hi = bisect_left(self._sorted, stem + "\U0010ffff")
-        return self._sorted[lo:hi]
+            title = [m.span() for m in TOKEN_RE.finditer(self.title)]
+            self._offsets = [*title, (0, 0), *(m.span() for m in TOKEN_RE.finditer(self.body))]
+        text = self.title if span[0] < self.body_start else self.body
+        return text, self._offsets[span[0]][0], self._offsets[span[1]][1]
 
 
-class _Doc:
-    __slots__ = ("entities", "fields")
-
-    def __init__(self, title: str, body: str) -> None:
-        self.fields = (_Field(title), _Field(body))
-        self.entities: dict[str, list[Span]] = {}
-
-
-Matcher = Callable[[_Doc, Fields], Spans]
+Matcher = Callable[[_Doc, bool], Spans]  # (document, title only) -> spans
 
 
 def _compile_node(node: Node) -> Matcher:
-    """Turn an AST node into a function (doc, fields) -> spans, or None when false."""
+    """Turn an AST node into a function (doc, title_only) -> spans, or None when false."""
     match node:
+        case Term((token,), False):
+            return partial(_match_word, token)
+        case Term((stem,), True):
+            return partial(_match_prefix, stem)
         case Term(tokens, prefix):
-            return partial(_match_term, tokens, prefix, len(tokens) - 1)
+            return partial(_match_phrase, tokens, prefix)
         case EntityRef(entity_id):
             return partial(_match_entity, entity_id)
         case Title(child):
@@ -170,57 +160,76 @@ def _compile_node(node: Node) -> Matcher:
     raise TypeError(f"not a query node: {node!r}")
 
 
-def _match_term(tokens: tuple[str, ...], prefix: bool, last: int, doc: _Doc, fields: Fields) -> Spans:
-    spans = [(f, p, p + last) for f in fields for p in doc.fields[f].find(tokens, prefix)]
+def _in_title(spans: list[Span], doc: _Doc, title_only: bool) -> Spans:
+    if title_only:
+        spans = [s for s in spans if s[0] < doc.body_start]
     return spans or None
 
 
-def _match_entity(entity_id: str, doc: _Doc, fields: Fields) -> Spans:
-    return [s for s in doc.entities.get(entity_id, ()) if s[0] in fields] or None
+def _match_word(token: str, doc: _Doc, title_only: bool) -> Spans:
+    if token not in doc.vocab:
+        return None
+    return _in_title([(p, p) for p in doc.positions(token)], doc, title_only)
 
 
-def _match_title(child: Matcher, doc: _Doc, fields: Fields) -> Spans:
-    return child(doc, (TITLE,))
+def _match_prefix(stem: str, doc: _Doc, title_only: bool) -> Spans:
+    return _in_title([(p, p) for p in doc.prefixed(stem)], doc, title_only)
 
 
-def _match_not(child: Matcher, doc: _Doc, fields: Fields) -> Spans:
-    return None if child(doc, fields) is not None else []
+def _match_phrase(tokens: tuple[str, ...], prefix: bool, doc: _Doc, title_only: bool) -> Spans:
+    if tokens[0] not in doc.vocab:
+        return None
+    last = len(tokens) - 1
+    found = [(p, p + last) for p in doc.positions(tokens[0]) if doc.phrase_at(p, tokens, prefix)]
+    return _in_title(found, doc, title_only)
 
 
-def _match_and(children: tuple[Matcher, ...], doc: _Doc, fields: Fields) -> Spans:
+def _match_entity(entity_id: str, doc: _Doc, title_only: bool) -> Spans:
+    return _in_title(doc.entities.get(entity_id, []), doc, title_only)
+
+
+def _match_title(child: Matcher, doc: _Doc, title_only: bool) -> Spans:
+    return child(doc, True)
+
+
+def _match_not(child: Matcher, doc: _Doc, title_only: bool) -> Spans:
+    return None if child(doc, title_only) is not None else []
+
+
+def _match_and(children: tuple[Matcher, ...], doc: _Doc, title_only: bool) -> Spans:
     spans: list[Span] = []
     for child in children:
-        result = child(doc, fields)
+        result = child(doc, title_only)
         if result is None:
             return None
         spans += result
     return spans
 
 
-def _match_or(children: tuple[Matcher, ...], doc: _Doc, fields: Fields) -> Spans:
-    results = [r for child in children if (r := child(doc, fields)) is not None]
+def _match_or(children: tuple[Matcher, ...], doc: _Doc, title_only: bool) -> Spans:
+    results = [r for child in children if (r := child(doc, title_only)) is not None]
     return [s for r in results for s in r] if results else None
 
 
-def _match_near(left: Matcher, right: Matcher, n: int, doc: _Doc, fields: Fields) -> Spans:
-    lefts = left(doc, fields)
-    rights = right(doc, fields) if lefts else None
+def _match_near(left: Matcher, right: Matcher, n: int, doc: _Doc, title_only: bool) -> Spans:
+    lefts = left(doc, title_only)
+    rights = right(doc, title_only) if lefts else None
     if not lefts or not rights:
         return None
-    return sorted(set(_near_pairs(lefts, sorted(set(rights)), n))) or None
+    return sorted(set(_near_pairs(lefts, sorted(set(rights)), n, doc.body_start))) or None
 
 
-def _near_pairs(lefts: list[Span], rights: list[Span], n: int) -> Iterator[Span]:
+def _near_pairs(lefts: list[Span], rights: list[Span], n: int, body_start: int) -> Iterator[Span]:
     """Spans covering a left and a right span in one field with at most n tokens between."""
-    keys = [(f, start) for f, start, _ in rights]
-    longest = max(end - start for _, start, end in rights)
+    starts = [start for start, _ in rights]
+    longest = max(end - start for start, end in rights)
     for a in lefts:
-        f, start, end = a
-        lo = bisect_left(keys, (f, start - n - 1 - longest))
-        hi = bisect_right(keys, (f, end + n + 1))
-        for b in rights[lo:hi]:
-            if b != a and max(b[1] - end, start - b[2]) - 1 <= n:
-                yield (f, min(start, b[1]), max(end, b[2]))
+        start, end = a
+        lo = bisect_left(starts, start - n - 1 - longest)
+        for b in rights[lo : bisect_right(starts, end + n + 1)]:
+            same_field = (start < body_start) == (b[0] < body_start)
+            if b != a and same_field and max(b[0] - end, start - b[1]) - 1 <= n:
+                yield (min(start, b[0]), max(end, b[1]))
 
 
 def _entity_refs(node: Node) -> Iterator[EntityRef]:
@@ -262,18 +271,18 @@ def _clip(text: str, start: int, end: int) -> str:
 def _evidence(doc: _Doc, spans: list[Span]) -> list[str]:
     """Up to MAX_SNIPPETS snippets, one per sentence, title first; the title if no spans."""
     if not spans:
-        text = doc.fields[TITLE].text.strip() or doc.fields[BODY].text
+        text = doc.title if doc.title.strip() else doc.body
         return [_clip(text, 0, 0)] if text.strip() else []
-    seen: set[tuple[int, int, int]] = set()
+    seen: set[tuple[bool, int, int]] = set()
     snippets: list[str] = []
-    for f, first, last in sorted(set(spans)):
-        fld = doc.fields[f]
-        start, end = fld.offsets(first)[0], fld.offsets(last)[1]
-        begin, stop = _sentence(fld.text, start, end)
-        snippet = _clip(fld.text[begin:stop], start - begin, end - begin)
-        if (f, begin, stop) not in seen and snippet not in snippets:
+    for span in sorted(set(spans)):
+        text, start, end = doc.locate(span)
+        begin, stop = _sentence(text, start, end)
+        key = (span[0] < doc.body_start, begin, stop)
+        snippet = _clip(text[begin:stop], start - begin, end - begin)
+        if key not in seen and snippet not in snippets:
             snippets.append(snippet)
-        seen.add((f, begin, stop))
+        seen.add(key)
         if len(snippets) == MAX_SNIPPETS:
             break
     return snippets
@@ -298,19 +307,19 @@ class Tagger:
         doc.entities = self._find_entities(doc)
         result = TagResult(entities=sorted(doc.entities))
         for topic_id, matcher in self._topics:
-            spans = matcher(doc, ANY_FIELD)
+            spans = matcher(doc, False)
             if spans is not None:
                 result.topics[topic_id] = _evidence(doc, spans)
         return result
 
     def _find_entities(self, doc: _Doc) -> dict[str, list[Span]]:
         found: dict[str, list[Span]] = {}
-        for f, fld in enumerate(doc.fields):
-            for first in fld.vocab & self._aliases.keys():
-                for entity_id, tokens in self._aliases[first]:
-                    for p in fld.positions(first):
-                        if fld.phrase_at(p, tokens, False):
-                            found.setdefault(entity_id, []).append((f, p, p + len(tokens) - 1))
+        for first in doc.vocab & self._aliases.keys():
+            for entity_id, tokens in self._aliases[first]:
+                last = len(tokens) - 1
+                spans = [(p, p + last) for p in doc.positions(first) if doc.phrase_at(p, tokens, False)]
+                if spans:
+                    found.setdefault(entity_id, []).extend(spans)
         return found
 
 
