@@ -86,7 +86,8 @@ PARSES = [
     ("NEARBY", "nearby"),
     ("((a))", "a"),
     (
-        "(travel OR trip* OR passport* OR 出境) NEAR/8 (approv* OR restrict* OR 审批) AND (@deepseek OR AI OR engineer*)",
+        "(travel OR trip* OR passport* OR 出境) NEAR/8 (approv* OR restrict* OR 审批) "
+        "AND (@deepseek OR AI OR engineer*)",
         '(AND (NEAR/8 (OR travel trip* passport* "出 境") (OR approv* restrict* "审 批")) (OR @deepseek ai engineer*))',
     ),
 ]
@@ -281,6 +282,15 @@ def test_entities_found_sorted_and_topics_in_order() -> None:
     assert result.entities == ["deepseek", "samsung", "us"]
     assert list(result.topics) == ["z", "a"]
     assert result.topics["a"] == ["DeepSeek and the U.S."]
+
+
+def test_no_match_gives_empty_result() -> None:
+    result = Tagger([Topic("t", "T", "china")], ENTITIES).tag("Weather", "Sunny all week.")
+    assert (result.topics, result.entities) == ({}, [])
+
+
+def test_errors_are_value_errors() -> None:
+    assert issubclass(QueryError, ValueError) and issubclass(RuleError, ValueError)
 
 
 RULE_ERRORS = [

@@ -1,7 +1,7 @@
 """Pure tagging engine: topic queries and entity aliases matched against title and body.
 
-    tagger = Tagger(topics, entities)        # compiles once; RuleError on a bad topic
-    result = tagger.tag(title, body)         # TagResult(topics={id: [snippets]}, entities=[ids])
+tagger = Tagger(topics, entities)        # compiles once; RuleError on a bad topic
+result = tagger.tag(title, body)         # TagResult(topics={id: [snippets]}, entities=[ids])
 """
 
 from .matcher import Entity, RuleError, Tagger, TagResult, Topic

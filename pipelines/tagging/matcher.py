@@ -1,9 +1,10 @@
 """Match compiled topic queries and entity aliases against a document.
 
-A document has two fields, title and body, each tokenized once into casefolded tokens
-with character offsets and indexed token -> positions. Tokens are maximal runs of
-letters/digits, except that every Chinese, Japanese or Korean character is a token of
-its own: Latin text matches on word boundaries, CJK text without them.
+A document (title and body) is tokenized once with the query tokenizer: casefolded runs
+of letters/digits, except that every Chinese, Japanese or Korean character is a token of
+its own, so Latin text matches on word boundaries and CJK text without them. Token
+positions are found on demand through a token -> positions index; character offsets are
+computed only for evidence.
 
 Positions are token indices, so ``a NEAR/n b`` (either order, at most n tokens between
 the two) counts each CJK character as one word. Title and body form one token sequence
@@ -75,7 +76,7 @@ class RuleError(ValueError):
     """A topic whose query is bad or names an unknown entity."""
 
     def __init__(self, topic_id: str, message: str, position: int) -> None:
-        super().__init__(f"topic {topic_id!r}: {message} at position {position}")
+        super().__init__(f"topic '{topic_id}': {message} at position {position}")
         self.topic_id = topic_id
         self.message = message
         self.position = position

@@ -183,8 +183,7 @@ def _check_positional(node: Node) -> None:
     elif isinstance(node, And | Not):
         word = "AND" if isinstance(node, And) else "NOT"
         raise QueryError(
-            f"{word} cannot be used inside NEAR (operands must be words, phrases, "
-            "@entities or OR-groups of them)",
+            f"{word} cannot be used inside NEAR (operands must be words, phrases, @entities or OR-groups of them)",
             node.pos,
         )
 
