@@ -1,4 +1,158 @@
 """The daemon (`talentwatch run`): one asyncio reactor, APScheduler jobs, signals, single-instance lock.
 
-Not built yet: until it is, `talentwatch crawl` polls every source once (see README, "Running on a schedule").
+One process runs Scrapy crawls again and again: the asyncio reactor is installed once, ``AsyncIOScheduler`` runs
+inside its loop, and each poll job awaits ``AsyncCrawlerRunner.crawl`` (a new Crawler per run). A poll job asks
+the store for the feeds that are due (the due time lives on each feed row, so a restart continues where the last
+run stopped) and crawls only those; while one crawl runs, further ticks are coalesced, not queued.
 """
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.orm import Session
+
+from crawler.settings import crawl_settings
+from crawler.sources import Source
+from crawler.spiders.feeds import FeedsSpider
+from store.db import open_database
+from store.queries import feeds_to_poll, utcnow
+from talentwatch.config import Config
+
+logger = logging.getLogger("talentwatch.daemon")
+SHUTDOWN_GRACE = 30.0  # seconds a running crawl may take to finish after SIGTERM/SIGINT
+MAX_TICK = 10.0  # seconds between looks for due feeds, at most
+DAEMON_SETTINGS = {"STATS_DUMP": False, "LOGSTATS_INTERVAL": 0}
+
+
+def poll_tick(sources: Sequence[Source]) -> float:
+    """How often to look for due feeds: often enough for the shortest interval."""
+    return max(1.0, min(MAX_TICK, min(s.interval for s in sources) / 2))
+
+
+class Daemon:
+    def __init__(self, config: Config, sources: Sequence[Source]) -> None:
+        from scrapy.crawler import AsyncCrawlerRunner
+
+        self.config, self.sources = config, list(sources)
+        self.runner = AsyncCrawlerRunner({**crawl_settings(config), **DAEMON_SETTINGS})
+        self.engine = open_database(config.database_url)
+        self.stopping = asyncio.Event()
+        self.polling: asyncio.Task[None] | None = None
+
+    async def poll(self) -> None:
+        """One poll cycle: crawl the feeds that are due now, then log one line."""
+        if self.stopping.is_set():
+            return
+        feeds = await asyncio.to_thread(self._due_feeds)
+        if not feeds:
+            return
+        crawler = self.runner.create_crawler(FeedsSpider)
+        started = time.monotonic()
+        self.polling = self.runner.crawl(crawler, feeds=feeds)
+        await asyncio.shield(self.polling)  # a cancelled job must not cancel the crawl under it
+        log_cycle(crawler.stats.get_stats() if crawler.stats else {}, len(feeds), time.monotonic() - started)
+
+    def _due_feeds(self) -> list[Any]:
+        with Session(self.engine) as session:
+            return feeds_to_poll(session, self.sources, now=utcnow())
+
+    async def digest(self) -> None:
+        from digest import send_scheduled
+
+        try:
+            await asyncio.to_thread(send_scheduled, self.config)
+        except Exception:
+            logger.exception("weekly digest failed; the next scheduled run tries again")
+
+    def schedule(self) -> AsyncIOScheduler:
+        weekday, hour, minute = self.config.get("digest", "schedule")
+        tz = ZoneInfo(self.config.get("digest", "timezone"))
+        scheduler = AsyncIOScheduler(timezone=tz)
+        scheduler.add_job(self.poll, IntervalTrigger(seconds=poll_tick(self.sources)), id="poll",
+                          next_run_time=utcnow(), max_instances=1, coalesce=True, misfire_grace_time=None)
+        scheduler.add_job(self.digest, CronTrigger(day_of_week=weekday, hour=hour, minute=minute, timezone=tz),
+                          id="digest", max_instances=1, coalesce=True, misfire_grace_time=3600)
+        return scheduler
+
+    async def main(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._signal, sig)
+        scheduler = self.schedule()
+        scheduler.start()
+        logger.info("started: %d feeds of %d sources, looking for due feeds every %.0f s",
+                    sum(len(s.feeds) for s in self.sources), len(self.sources), poll_tick(self.sources))
+        await self.stopping.wait()
+        scheduler.pause()
+        await self._finish_crawl()
+        scheduler.shutdown(wait=False)
+        self.engine.dispose()
+        logger.info("stopped")
+
+    def _signal(self, sig: signal.Signals) -> None:
+        logger.info("%s: finishing the running crawl (at most %.0f s), then stopping", sig.name, SHUTDOWN_GRACE)
+        self.stopping.set()
+
+    async def _finish_crawl(self) -> None:
+        """Let a running crawl end on its own; past the grace period, stop it (in-flight items still finish)."""
+        if self.polling is None or self.polling.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self.polling), SHUTDOWN_GRACE)
+        except TimeoutError:
+            logger.warning("crawl still running after %.0f s: stopping it", SHUTDOWN_GRACE)
+            await self.runner.stop()
+
+
+def log_cycle(stats: dict[str, Any], polled: int, seconds: float) -> None:
+    def n(key: str) -> int:
+        return int(stats.get(f"talentwatch/{key}", 0))
+
+    logger.info("poll: %d feeds, %d parsed, %d unchanged, %d errors; %d new items, %d updated, %d tagged; %.1f s",
+                polled, n("feeds_parsed"), n("feeds_not_modified"), n("feeds_failed"), n("items_new"),
+                n("items_updated"), n("items_tagged"), seconds)
+
+
+def configure_logging(level: str, log_file: str | None) -> None:
+    handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    if level.upper() != "DEBUG":  # Scrapy's own per-crawl chatter
+        for name in ("scrapy", "twisted", "apscheduler"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def run(config: Config, sources: Sequence[Source]) -> int:
+    """Run the daemon in the foreground until SIGTERM or SIGINT; returns the exit status.
+    The caller holds the single-instance lock."""
+    from scrapy.utils.reactor import install_reactor
+
+    install_reactor("twisted.internet.asyncioreactor.AsyncioSelectorReactor")
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred
+
+    status = 0
+
+    def failed(failure: Any) -> None:
+        nonlocal status
+        status = 1
+        logger.error("daemon failed: %s", failure.getTraceback())
+
+    def start() -> None:
+        done = Deferred.fromFuture(asyncio.ensure_future(Daemon(config, sources).main()))
+        done.addErrback(failed)
+        done.addBoth(lambda _: reactor.stop())
+
+    reactor.callWhenRunning(start)
+    reactor.run(installSignalHandlers=False)
+    return status

@@ -23,6 +23,7 @@ setup(
         "psycopg[binary]>=3.1",
         "rich>=13",
         "platformdirs>=4",
+        "apscheduler>=3.10,<4",
     ],
     extras_require={"test": ["pytest>=8", "pytest-timeout", "ruff", "hypothesis"]},
     entry_points={"console_scripts": ["talentwatch=talentwatch.cli:main"]},

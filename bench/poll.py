@@ -57,6 +57,7 @@ class Cycle:
     statuses: str
     errors: int
     summary: str
+    load: float  # 1-minute load average when the cycle ended: other work on the machine inflates wall times
 
 
 def load_corpus(folder: Path) -> list[Doc]:
@@ -150,7 +151,7 @@ def run_cycle(label: str, work: Path, config: Path) -> Cycle:
                  query(db, "select count(*) from items")[0][0] - before,
                  ", ".join(f"{n} x {s}" for s, n in statuses),
                  query(db, "select count(*) from feeds where last_error is not null")[0][0],
-                 output.strip().splitlines()[0] if output.strip() else "(no output)")
+                 output.strip().splitlines()[0] if output.strip() else "(no output)", os.getloadavg()[0])
 
 
 def query(db: Path, sql: str) -> list[tuple]:
@@ -230,7 +231,8 @@ def main() -> int:
               f"{fp[label] / fp['entries'] * 1000:6.3f} ms/entry")
     print(f"\nnetwork floor ({n} x {args.latency_ms:g} ms at concurrency 16): {floor:.2f} s")
     for c in cycles:
-        print(f"{c.label}: {c.summary}\n  feeds by last HTTP status: {c.statuses}; feeds with an error: {c.errors}")
+        print(f"{c.label}: {c.summary}\n  feeds by last HTTP status: {c.statuses}; feeds with an error: {c.errors}; "
+              f"load average at the end {c.load:.2f} on {os.cpu_count()} CPUs")
     if cycles[0].new_items != fp["expected"] or cycles[1].new_items:
         print(f"WARNING: expected {fp['expected']} new items in the full cycle and 0 in the all-304 cycle, "
               f"got {cycles[0].new_items} and {cycles[1].new_items}")

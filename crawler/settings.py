@@ -16,6 +16,7 @@ RETRY_ENABLED = False  # a failed feed is retried on a later poll, with backoff 
 DOWNLOAD_MAXSIZE = 20 * 1024 * 1024
 DOWNLOAD_WARNSIZE = 5 * 1024 * 1024
 CONCURRENT_REQUESTS_PER_DOMAIN = 4
+CONCURRENT_ITEMS = 1  # one FeedFetch per response: more item workers per response only cost time
 LOG_LEVEL = "WARNING"
 ITEM_PIPELINES = {
     "pipelines.normalize.NormalizePipeline": 100,

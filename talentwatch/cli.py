@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from store.db import DatabaseOutdated
+from store.lock import AlreadyRunning
 from talentwatch import __version__
 from talentwatch.config import Config, load_config
 from talentwatch.schema import ConfigError
@@ -33,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         return args.func(config, args) or EXIT_OK
-    except (ConfigError, UsageError, DatabaseOutdated) as e:
+    except (ConfigError, UsageError, DatabaseOutdated, AlreadyRunning) as e:
         print(f"talentwatch: {e}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -43,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="PATH", help="talentwatch.toml (else $TALENTWATCH_CONFIG, ./talentwatch.toml)")
     p.add_argument("--version", action="version", version=f"talentwatch {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="the daemon, in the foreground: poll each feed when due, send the weekly digest")
+    run.add_argument("--log-file", metavar="PATH", help="log here instead of to standard error")
+    run.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    run.set_defaults(func=cmd_run)
 
     crawl = sub.add_parser("crawl", help="poll all (or the named) sources now, then exit")
     crawl.add_argument("--source", action="append", default=[], metavar="ID", help="only this source (repeatable)")
@@ -120,6 +126,21 @@ def _open_synced(config: Config, sources: Sequence[Any]) -> Engine:
 
 
 # ---- commands ---------------------------------------------------------------------------------------------------
+
+def cmd_run(config: Config, args: argparse.Namespace) -> int:
+    import scheduler
+    from store.lock import DaemonLock
+
+    sources = _load_sources(config)
+    _open_synced(config, sources).dispose()
+    lock = DaemonLock(config.database_url)
+    lock.acquire()
+    try:
+        scheduler.configure_logging(args.log_level, args.log_file)
+        return scheduler.run(config, sources)
+    finally:
+        lock.release()
+
 
 def cmd_crawl(config: Config, args: argparse.Namespace) -> int:
     from crawler.runner import crawl_once

@@ -72,8 +72,9 @@ class Home:
         return self.path / "talentwatch.toml"
 
     def write_config(self, sources: list[tuple[str, list[str]]] | None = None, extra: str = "",
-                     topics: str | None = None) -> None:
-        lines = [f'[database]\nurl = "{self.database_url}"\n', '[crawl]\ntimeout = "3s"']
+                     topics: str | None = None, timeout: str = "3s") -> None:
+        """Write talentwatch.toml (and sources.toml, topics.toml); ``extra`` lines end up in [crawl]."""
+        lines = [f'[database]\nurl = "{self.database_url}"\n', f'[crawl]\ntimeout = "{timeout}"']
         if sources is not None:
             (self.path / "sources.toml").write_text("".join(
                 f'[[source]]\nid = "{sid}"\nfeeds = {json.dumps(urls)}\n\n' for sid, urls in sources))

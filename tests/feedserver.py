@@ -27,13 +27,15 @@ class Route:
     headers: dict[str, str] = field(default_factory=dict)
     etag: str = ""
     last_modified: str = ""
+    delay: float = 0.0
 
 
 @dataclass
 class Logged:
     path: str
     headers: dict[str, str]
-    status: int
+    status: int  # 0 until answered
+    at: float = field(default_factory=time.monotonic)  # arrival
 
 
 class FeedServer:
@@ -62,11 +64,12 @@ class FeedServer:
         self.httpd.server_close()
 
     def put(self, path: str, body: bytes, content_type: str = "application/rss+xml", status: int = 200,
-            headers: dict[str, str] | None = None) -> None:
+            headers: dict[str, str] | None = None, delay: float = 0.0) -> None:
+        """Serve ``body`` at ``path``; ``delay`` seconds pass before the answer."""
         etag = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
         with self._lock:
             self.routes[path] = Route(body, content_type, status, headers or {}, etag,
-                                      formatdate(time.time(), usegmt=True))
+                                      formatdate(time.time(), usegmt=True), delay)
 
     def requests_for(self, path: str) -> list[Logged]:
         with self._lock:
@@ -86,24 +89,27 @@ def _handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             path = self.path
+            entry = Logged(path, dict(self.headers), 0)  # logged on arrival; the status is filled in on answer
+            server.record(entry)
             if path == "/hang":
-                server.record(Logged(path, dict(self.headers), 0))
                 server.stopping.wait(120)
                 return
             if path.startswith("/status/"):
-                return self._send(path, int(path.rsplit("/", 1)[1]), b"error", "text/plain", {})
+                return self._send(entry, int(path.rsplit("/", 1)[1]), b"error", "text/plain", {})
             if path == "/garbage":
-                return self._send(path, 200, os.urandom(4096), "application/rss+xml", {})
+                return self._send(entry, 200, os.urandom(4096), "application/rss+xml", {})
             route = server.routes.get(path)
             if route is None:
-                return self._send(path, 404, b"not found", "text/plain", {})
-            validators = {"ETag": route.etag, "Last-Modified": route.last_modified}
+                return self._send(entry, 404, b"not found", "text/plain", {})
+            if route.delay:
+                server.stopping.wait(route.delay)
+            headers = {"ETag": route.etag, "Last-Modified": route.last_modified, **route.headers}
             if self.headers.get("If-None-Match") == route.etag:
-                return self._send(path, 304, b"", route.content_type, {**validators, **route.headers})
-            self._send(path, route.status, route.body, route.content_type, {**validators, **route.headers})
+                return self._send(entry, 304, b"", route.content_type, headers)
+            self._send(entry, route.status, route.body, route.content_type, headers)
 
-        def _send(self, path: str, status: int, body: bytes, ctype: str, headers: dict[str, str]) -> None:
-            server.record(Logged(path, dict(self.headers), status))
+        def _send(self, entry: Logged, status: int, body: bytes, ctype: str, headers: dict[str, str]) -> None:
+            entry.status = status
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))

@@ -42,7 +42,7 @@ Span = tuple[int, int]  # positions of the first and last token
 Spans = list[Span] | None  # None: false; []: true without positions (only through NOT)
 SNIPPET_CHARS = 240
 MAX_SNIPPETS = 3
-_SENTENCE_END = re.compile(r"(?<![A-Z])\.(?=\s)|[!?](?=\s)|[。！？]|\n")
+_SENTENCE_END = re.compile(r"(?:(?<![A-Z])\.|[!?])(?=\s)|[。！？\n]")
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class _Doc:
         self.tokens = [*title_tokens, "", *word_tokens(body)]
         self.vocab = set(self.tokens)
         self.entities: dict[str, list[Span]] = {}
-        self._positions: dict[str, list[int]] = {}
+        self._positions: dict[str, list[int]] | None = None
         self._sorted: list[str] | None = None
         self._offsets: list[tuple[int, int]] | None = None
 
@@ -102,10 +102,11 @@ class _Doc:
         """Token indices where ``token`` occurs."""
         if token not in self.vocab:
             return []
-        found = self._positions.get(token)
-        if found is None:
-            found = self._positions[token] = [i for i, t in enumerate(self.tokens) if t == token]
-        return found
+        if self._positions is None:
+            self._positions = {}
+            for i, t in enumerate(self.tokens):
+                self._positions.setdefault(t, []).append(i)
+        return self._positions[token]
 
     def prefixed(self, stem: str) -> list[int]:
         """Positions of tokens starting with ``stem``."""
@@ -248,13 +249,13 @@ def _entity_refs(node: Node) -> Iterator[EntityRef]:
 
 
 def _sentence(text: str, start: int, end: int) -> tuple[int, int]:
-    """Bounds of the sentence(s) enclosing text[start:end]."""
-    begin = 0
-    for match in _SENTENCE_END.finditer(text, 0, start):
+    """Bounds of the sentence(s) around text[start:end], looking at most SNIPPET_CHARS either side."""
+    begin = max(start - SNIPPET_CHARS, 0)
+    for match in _SENTENCE_END.finditer(text, begin, start):
         begin = match.end()
-    match = _SENTENCE_END.search(text, end)
+    match = _SENTENCE_END.search(text, end, end + SNIPPET_CHARS)
     if match is None:
-        return begin, len(text)
+        return begin, min(end + SNIPPET_CHARS, len(text))
     return begin, match.start() if match.group() == "\n" else match.end()
 
 
@@ -274,18 +275,24 @@ def _evidence(doc: _Doc, spans: list[Span]) -> list[str]:
     if not spans:
         text = doc.title if doc.title.strip() else doc.body
         return [_clip(text, 0, 0)] if text.strip() else []
-    seen: set[tuple[bool, int, int]] = set()
     snippets: list[str] = []
+    seen = (False, -1)  # (in body, end offset) of the last sentence looked at
+    tries = MAX_SNIPPETS * 4  # repetitive text can give the same snippet many times
     for span in sorted(set(spans)):
         text, start, end = doc.locate(span)
-        begin, stop = _sentence(text, start, end)
-        key = (span[0] < doc.body_start, begin, stop)
-        snippet = _clip(text[begin:stop], start - begin, end - begin)
-        if key not in seen and snippet not in snippets:
-            snippets.append(snippet)
-        seen.add(key)
-        if len(snippets) == MAX_SNIPPETS:
+        in_body = span[0] >= doc.body_start
+        if seen[0] == in_body and start < seen[1]:
+            continue
+        tries -= 1
+        if tries < 0:
             break
+        begin, stop = _sentence(text, start, end)
+        seen = (in_body, stop)
+        snippet = _clip(text[begin:stop], start - begin, end - begin)
+        if snippet not in snippets:
+            snippets.append(snippet)
+            if len(snippets) == MAX_SNIPPETS:
+                break
     return snippets
 
 

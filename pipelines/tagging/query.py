@@ -9,8 +9,12 @@ Grammar, loosest binding first::
     near     := primary ("NEAR/n" primary)*   left-associative
     primary  := WORD | "PHRASE" | @ENTITY | title: primary | "(" or_expr ")"
 
-Operators are upper-case keywords; ``and``, ``or`` and ``near`` are plain words.
-Query words are split with the same tokenizer as documents (:func:`word_tokens`):
+Operators are upper-case keywords; ``and``, ``or`` and ``near`` are plain words
+(``title:`` is accepted in any case). NEAR operands must give match positions: words,
+phrases, @entities, title:-restricted or OR-groups of those, or another NEAR; AND or NOT
+inside NEAR is an error at the offending operand.
+
+The tokenizer lives here because query words and documents share it (:func:`word_tokens`):
 a word yielding several tokens (``U.S.``, ``出境``) is a phrase, and a trailing ``*``
 makes the last token a prefix.
 """
