@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 
 import pytest
 from conftest import FeedServer, Home
@@ -80,7 +81,7 @@ def test_new_items_arrive_and_feeds_keep_their_own_intervals(home: Home, feed_se
     assert len(slow) == 1 and len(fast) >= 4
     assert all(r.headers.get("If-None-Match") for r in fast[1:])
     assert any(r.status == 304 for r in fast)
-    gaps = [b.at - a.at for a, b in zip(fast, fast[1:])]
+    gaps = [b.at - a.at for a, b in pairwise(fast)]
     assert min(gaps) >= 1.5  # never more often than the 2 s interval (with the clock's slack)
     assert "poll: " in d.log_text()
     assert count(home, "select count(*) from items where title = 'Fast two'") == 1
@@ -100,13 +101,13 @@ def test_failing_feed_backs_off_then_recovers_and_retry_after_is_honoured(
     assert d.stop() == 0
     times = [r.at for r in feed_server.requests_for("/flaky.xml")]
     failing = [r.at for r in feed_server.requests_for("/flaky.xml") if r.status == 500]
-    gaps = [b - a for a, b in zip(failing, failing[1:])]
-    assert all(b > a * 1.5 for a, b in zip(gaps, gaps[1:])), f"no backoff: {gaps}"
+    gaps = [b - a for a, b in pairwise(failing)]
+    assert all(b > a * 1.5 for a, b in pairwise(gaps)), f"no backoff: {gaps}"
     recovered = [t for t in times if t > failing[-1]]
     assert len(recovered) >= 3, "back to its 1 s interval after recovering"
     assert recovered[-1] - recovered[-2] < 3
     limited = [r.at for r in feed_server.requests_for("/limited.xml")]
-    assert len(limited) >= 1 and all(b - a >= 8.5 for a, b in zip(limited, limited[1:]))
+    assert len(limited) >= 1 and all(b - a >= 8.5 for a, b in pairwise(limited))
     (failures, status) = home.sql("select failures, last_status from feeds where url like '%limited%'")[0]
     assert failures >= 1 and status == 429
 
