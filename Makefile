@@ -1,4 +1,4 @@
-# The two commands: `make run` (install and run talentwatch) and `make test` (install and run the whole suite).
+# The two commands: `make run` (install and run the talentwatch daemon) and `make test` (install and run the whole suite).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -18,8 +18,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	touch $@
 
 run: $(VENV)/.installed
-	$(BIN)/talentwatch crawl
-	$(BIN)/talentwatch items --tagged --limit 50
+	$(BIN)/talentwatch run
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .

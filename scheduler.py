@@ -128,7 +128,7 @@ def configure_logging(level: str, log_file: str | None) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     if level.upper() != "DEBUG":  # Scrapy's own per-crawl chatter
-        for name in ("scrapy", "twisted", "apscheduler"):
+        for name in ("scrapy", "twisted", "apscheduler", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
