@@ -12,7 +12,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +21,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.orm import Session
 
+import digest
 from crawler.settings import crawl_settings
 from crawler.sources import Source
 from crawler.spiders.feeds import FeedsSpider
@@ -53,26 +54,32 @@ class Daemon:
         """One poll cycle: crawl the feeds that are due now, then log one line."""
         if self.stopping.is_set():
             return
-        feeds = await asyncio.to_thread(self._due_feeds)
+        try:
+            feeds = await asyncio.to_thread(self._due_feeds)
+        except Exception:
+            logger.exception("could not read the due feeds; the next look tries again")
+            return
         if not feeds:
             return
         crawler = self.runner.create_crawler(FeedsSpider)
         started = time.monotonic()
         self.polling = self.runner.crawl(crawler, feeds=feeds)
-        await asyncio.shield(self.polling)  # a cancelled job must not cancel the crawl under it
+        try:
+            await asyncio.shield(self.polling)  # a cancelled job must not cancel the crawl under it
+        except Exception:
+            logger.exception("poll of %d feeds failed; the feeds stay due and the next look tries again", len(feeds))
+            return
         log_cycle(crawler.stats.get_stats() if crawler.stats else {}, len(feeds), time.monotonic() - started)
 
     def _due_feeds(self) -> list[Any]:
         with Session(self.engine) as session:
             return feeds_to_poll(session, self.sources, now=utcnow())
 
-    async def digest(self) -> None:
-        from digest import send_scheduled
-
+    async def digest_job(self, job: Callable[[Config], Any]) -> None:
         try:
-            await asyncio.to_thread(send_scheduled, self.config)
+            await asyncio.to_thread(job, self.config)
         except Exception:
-            logger.exception("weekly digest failed; the next scheduled run tries again")
+            logger.exception("digest job failed; the next run tries again")
 
     def schedule(self) -> AsyncIOScheduler:
         weekday, hour, minute = self.config.get("digest", "schedule")
@@ -80,8 +87,11 @@ class Daemon:
         scheduler = AsyncIOScheduler(timezone=tz)
         scheduler.add_job(self.poll, IntervalTrigger(seconds=poll_tick(self.sources)), id="poll",
                           next_run_time=utcnow(), max_instances=1, coalesce=True, misfire_grace_time=None)
-        scheduler.add_job(self.digest, CronTrigger(day_of_week=weekday, hour=hour, minute=minute, timezone=tz),
-                          id="digest", max_instances=1, coalesce=True, misfire_grace_time=3600)
+        scheduler.add_job(self.digest_job, CronTrigger(day_of_week=weekday, hour=hour, minute=minute, timezone=tz),
+                          args=[digest.send_scheduled], id="digest", max_instances=1, coalesce=True,
+                          misfire_grace_time=3600)
+        scheduler.add_job(self.digest_job, IntervalTrigger(hours=1), args=[digest.retry_unsent], id="digest-retry",
+                          max_instances=1, coalesce=True)
         return scheduler
 
     async def main(self) -> None:
@@ -130,6 +140,7 @@ def configure_logging(level: str, log_file: str | None) -> None:
     if level.upper() != "DEBUG":  # Scrapy's own per-crawl chatter
         for name in ("scrapy", "twisted", "apscheduler", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)  # "skipped: ... running": coalesced polls
 
 
 def run(config: Config, sources: Sequence[Source]) -> int:

@@ -1,30 +1,32 @@
-from setuptools import setup
+from setuptools import find_packages, setup
+
+APP_PACKAGES = find_packages(include=["talentwatch*", "crawler*", "pipelines*", "store*", "digest*"])
 
 setup(
     name="talentwatch",
     version="0.1.0",
     description="Monitor news feeds for the China-US race for AI talent: crawl, tag, store, digest.",
     python_requires=">=3.11",
-    packages=[
-        "talentwatch", "crawler", "crawler.spiders", "pipelines", "pipelines.tagging", "store",
-        "talentwatch_migrations", "talentwatch_migrations.versions",
-    ],
+    packages=[*APP_PACKAGES, "talentwatch_migrations", "talentwatch_migrations.versions"],
     package_dir={"talentwatch_migrations": "alembic"},
     py_modules=["scheduler"],
     package_data={
         "talentwatch": ["defaults/*.toml"],
         "talentwatch_migrations": ["script.py.mako"],
+        "digest": ["templates/*.j2"],
     },
     install_requires=[
         "scrapy>=2.13",
-        "feedparser>=6.0.11",
+        "feedparser>=6.0.11,<6.1",  # crawler/fastparse.py reuses its internals (dates, encodings, URLs)
+        "lxml>=5",
         "sqlalchemy>=2.0",
         "alembic>=1.13",
         "psycopg[binary]>=3.1",
         "rich>=13",
         "platformdirs>=4",
         "apscheduler>=3.10,<4",
+        "jinja2>=3.1",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-timeout", "ruff", "hypothesis"]},
+    extras_require={"test": ["pytest>=8", "pytest-timeout", "ruff", "hypothesis", "aiosmtpd>=1.4"]},
     entry_points={"console_scripts": ["talentwatch=talentwatch.cli:main"]},
 )

@@ -3,48 +3,32 @@
     .venv/bin/python bench/poll.py [--feeds 1000] [--latency-ms 50] [--keep DIR]
 
 Feed i is corpus file i % 57 with every URL's host prefixed by "c<i>." (namespace URIs left alone), so each copy
-stores its own items. A separate process serves them with a fixed latency, ETag and Last-Modified, and answers 304
-to a matching If-None-Match. `talentwatch crawl` then runs twice as users run it (full cycle, then the unchanged
-all-304 cycle), each in a fresh child process measured with os.wait4 (CPU, peak RSS). Finally feedparser's own
-cost for the same documents is measured in this process. Prints figures; asserts nothing about timing.
+stores its own items. A separate process (bench/feedfarm.py) serves them with a fixed latency, ETag and
+Last-Modified, and answers 304 to a matching If-None-Match. `talentwatch crawl` then runs twice as users run it
+(full cycle, then the unchanged all-304 cycle), each in a fresh child process measured with os.wait4 (CPU, peak
+RSS). Finally feedparser's own cost for the same documents is measured in this process. Prints figures; asserts
+nothing about timing.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import csv
-import hashlib
 import io
-import multiprocessing
 import os
-import re
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from email.utils import formatdate
 from pathlib import Path
 
 import feedparser
+from feedfarm import CORPUS, Doc, feed_body, load_corpus, query, start_farm, talentwatch_command, write_config
 
 from crawler.feedparse import parse_feed
 from pipelines.normalize import normalize_entries
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "feeds"
-NOT_FEEDS = {"bloomberg-news-sitemap-2026-03.xml"}  # a sitemap, not a feed
-CONTENT_TYPES = {"atom": "application/atom+xml", "rdf": "application/rdf+xml"}  # else application/rss+xml
-URL = re.compile(rb"""(xmlns(?::[\w.-]+)?\s*=\s*["'])?(https?://)(?=[^/"'<>\s])""")
 FAST = {"sanitize_html": False, "resolve_relative_uris": False}
-
-
-@dataclass
-class Doc:
-    name: str
-    body: bytes
-    content_type: str
 
 
 @dataclass
@@ -60,76 +44,7 @@ class Cycle:
     load: float  # 1-minute load average when the cycle ended: other work on the machine inflates wall times
 
 
-def load_corpus(folder: Path) -> list[Doc]:
-    with open(folder / "MANIFEST.tsv", newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f, delimiter="\t") if r["file"] not in NOT_FEEDS]
-    return [Doc(r["file"], (folder / r["file"]).read_bytes(), CONTENT_TYPES.get(r["format"], "application/rss+xml"))
-            for r in sorted(rows, key=lambda r: r["file"])]
-
-
-def feed_body(doc: Doc, i: int) -> bytes:
-    """The document with every URL host (but no namespace URI) prefixed by c<i>., so its item URLs are unique."""
-    tag = b"c%d." % i
-    return URL.sub(lambda m: m.group(0) if m.group(1) else m.group(2) + tag, doc.body)
-
-
-# ---- the feed server (runs in its own process) ------------------------------------------------------------------
-
-def serve(corpus: list[Doc], n: int, hosts: list[str], latency: float, conn: multiprocessing.connection.Connection
-          ) -> None:
-    asyncio.run(_serve(corpus, n, hosts, latency, conn))
-
-
-async def _serve(corpus: list[Doc], n: int, hosts: list[str], latency: float, conn) -> None:
-    modified = formatdate(time.time() - 3600, usegmt=True)
-    feeds = {}
-    for i in range(n):
-        doc = corpus[i % len(corpus)]
-        body = feed_body(doc, i)
-        feeds[f"/feed/{i}.xml"] = (body, f'"{hashlib.sha1(body).hexdigest()[:16]}"', doc.content_type)
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:  # HTTP/1.1 keep-alive: one GET after another on the connection
-                lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-                path = lines[0].split()[1]
-                headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:] if x)}
-                await asyncio.sleep(latency)
-                body, etag, ctype = feeds.get(path, (b"not found", "", "text/plain"))
-                status = "404 Not Found" if not etag else "200 OK"
-                if etag and headers.get("if-none-match") == etag:
-                    status, body = "304 Not Modified", b""
-                head = (f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-                        f"ETag: {etag}\r\nLast-Modified: {modified}\r\n\r\n")
-                writer.write(head.encode("latin-1") + body)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, IndexError):
-            pass
-        finally:
-            writer.close()
-
-    servers = [await asyncio.start_server(handle, host, 0) for host in hosts]
-    conn.send([s.sockets[0].getsockname()[1] for s in servers])
-    await asyncio.Event().wait()  # until the parent terminates this process
-
-
 # ---- the measured crawls ------------------------------------------------------------------------------------------
-
-def write_config(work: Path, urls: list[str], per_source: int = 20) -> Path:
-    with open(work / "sources.toml", "w", encoding="utf-8") as f:
-        for k in range(0, len(urls), per_source):
-            feeds = ", ".join(f'"{u}"' for u in urls[k:k + per_source])
-            f.write(f'[[source]]\nid = "bench-{k // per_source:03d}"\nfeeds = [{feeds}]\n\n')
-    config = work / "talentwatch.toml"
-    config.write_text(f'[database]\nurl = "sqlite:///{work / "talentwatch.db"}"\n\n'
-                      '[crawl]\nsources = "sources.toml"\nconcurrency = 16\n', encoding="utf-8")
-    return config
-
-
-def talentwatch_command() -> list[str]:
-    script = Path(sys.executable).with_name("talentwatch")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "talentwatch.cli"]
-
 
 def run_cycle(label: str, work: Path, config: Path) -> Cycle:
     db = work / "talentwatch.db"
@@ -152,11 +67,6 @@ def run_cycle(label: str, work: Path, config: Path) -> Cycle:
                  ", ".join(f"{n} x {s}" for s, n in statuses),
                  query(db, "select count(*) from feeds where last_error is not null")[0][0],
                  output.strip().splitlines()[0] if output.strip() else "(no output)", os.getloadavg()[0])
-
-
-def query(db: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchall()
 
 
 # ---- feedparser's own cost ------------------------------------------------------------------------------------------
@@ -196,13 +106,7 @@ def main() -> int:
     print(f"{n} feeds from {len(corpus)} corpus files: {fp['bytes'] / n / 1024:.0f} KB and "
           f"{fp['entries'] / n:.1f} entries per feed on average; {fp['expected']} items expected.")
 
-    hosts = [f"127.0.0.{k}" for k in range(1, min(args.hosts, n, 254) + 1)]
-    parent, child = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=serve, args=(corpus, n, hosts, args.latency_ms / 1000, child),
-                                     daemon=True)
-    server.start()
-    ports = parent.recv()
-    urls = [f"http://{hosts[i % len(hosts)]}:{ports[i % len(hosts)]}/feed/{i}.xml" for i in range(n)]
+    server, hosts, urls = start_farm(corpus, n, args.hosts, args.latency_ms / 1000)
     print(f"serving on {len(hosts)} loopback addresses ({hosts[0]}..{hosts[-1]}), {args.latency_ms:g} ms latency: "
           "Scrapy allows 4 concurrent requests per host (CONCURRENT_REQUESTS_PER_DOMAIN), so [crawl] concurrency "
           "= 16 is the only limit, as with many real outlets.", flush=True)

@@ -1,22 +1,16 @@
-"""bytes + headers -> entries. The one place feeds are parsed, so a faster parser can sit in front later."""
+"""bytes + headers -> entries. The one place feeds are parsed: the fast path (``crawler.fastparse``) reads the
+common well-formed documents, feedparser everything it declines."""
 
 from __future__ import annotations
 
-import calendar
 import io
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import feedparser
 
+from crawler.fastparse import ParsedFeed, entry_dict, parse_fast, ttl_seconds
 
-@dataclass
-class ParsedFeed:
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    ttl_seconds: float | None = None
-    problem: str | None = None  # feedparser's bozo exception, when the document is not quite well-formed
-    error: str | None = None  # the document is not a feed at all
+__all__ = ["ParsedFeed", "parse_feed", "parse_with_feedparser"]
 
 
 def parse_feed(body: bytes, headers: dict[str, str]) -> ParsedFeed:
@@ -25,6 +19,11 @@ def parse_feed(body: bytes, headers: dict[str, str]) -> ParsedFeed:
     ``headers`` are the HTTP response headers with lower-case names (content-type selects the encoding;
     content-location is the base for relative links). Entries are plain dicts of picklable values.
     """
+    return parse_fast(body, headers) or parse_with_feedparser(body, headers)
+
+
+def parse_with_feedparser(body: bytes, headers: dict[str, str]) -> ParsedFeed:
+    """feedparser's reading of the document: the reference the fast path is held to, and the fallback."""
     parsed = feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=False,
                               resolve_relative_uris=False)
     problem = None
@@ -33,30 +32,11 @@ def parse_feed(body: bytes, headers: dict[str, str]) -> ParsedFeed:
         problem = f"{type(exc).__name__}: {exc}"
         if not parsed.entries and not parsed.get("version"):
             return ParsedFeed(error=f"not a feed: {problem}")
-    return ParsedFeed([_entry(e) for e in parsed.entries], _ttl(parsed.feed.get("ttl")), problem)
+    return ParsedFeed([_entry(e) for e in parsed.entries], ttl_seconds(parsed.feed.get("ttl")), problem)
 
 
 def _entry(e: Any) -> dict[str, Any]:
     content = e.get("content") or []
-    return {
-        "title": e.get("title", ""),
-        "link": e.get("link"),
-        "guid": e.get("id"),
-        "summary": e.get("summary", ""),
-        "content": content[0].get("value", "") if content else "",
-        "published": _utc(e.get("published_parsed") or e.get("updated_parsed")),
-    }
-
-
-def _utc(t: Any) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(calendar.timegm(t), UTC) if t else None
-    except (OverflowError, ValueError, TypeError):
-        return None
-
-
-def _ttl(value: Any) -> float | None:
-    try:
-        return float(value) * 60 if value else None  # RSS <ttl> is in minutes
-    except ValueError:
-        return None
+    return entry_dict(e.get("title", ""), e.get("link"), e.get("id"), e.get("summary", ""),
+                      content[0].get("value", "") if content else "",
+                      e.get("published_parsed") or e.get("updated_parsed"))

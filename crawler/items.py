@@ -33,7 +33,7 @@ class Article:
 class FeedFetch:
     """The outcome of fetching one feed. ``entries`` are raw parser output; normalize turns them into ``articles``."""
 
-    feed_id: int
+    feed_id: int | None  # None for an archive fetch (recrawl): no feed state to record
     source_id: str
     url: str
     fetched: datetime
@@ -45,6 +45,8 @@ class FeedFetch:
     last_modified: str | None = None
     body_hash: str | None = None
     server_delay: float | None = None  # seconds the server asked us to wait (ttl, max-age, Retry-After)
+    via: str = "feed"  # how the entries were found: the feed, or an archive provider (wayback, gnews, ...)
+    tagged: bool = False  # the articles were tagged where they were parsed (a parse worker): the tag stage skips them
     entries: list[dict[str, Any]] = field(default_factory=list, repr=False)
     articles: list[Article] = field(default_factory=list, repr=False)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from talentwatch.config import Config
@@ -18,6 +19,7 @@ DOWNLOAD_WARNSIZE = 5 * 1024 * 1024
 CONCURRENT_REQUESTS_PER_DOMAIN = 4
 CONCURRENT_ITEMS = 1  # one FeedFetch per response: more item workers per response only cost time
 LOG_LEVEL = "WARNING"
+TALENTWATCH_PARSE_WORKERS = os.cpu_count() or 1  # processes that parse, normalize and tag bodies; 0: a thread
 ITEM_PIPELINES = {
     "pipelines.normalize.NormalizePipeline": 100,
     "pipelines.tag.TagPipeline": 300,

@@ -5,15 +5,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import lxml.html
 from lxml.etree import ParserError
-from scrapy.crawler import Crawler
 from w3lib.url import canonicalize_url
 
 from crawler.items import Article, FeedFetch
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
 
@@ -23,13 +25,26 @@ TRACKING_PARAMS = re.compile(
     re.IGNORECASE,
 )
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# A URL that canonicalization leaves as it is but for scheme, host, port and fragment: no query, no escapes, no
+# dot segments, an ASCII host. Most feed links are such; they skip the general path (tests/test_normalize.py).
+_SIMPLE_URL = re.compile(
+    r"(?P<scheme>https?)://(?P<host>(?!xn--)[a-z0-9][a-z0-9-]{0,62}(?:\.(?!xn--)[a-z0-9][a-z0-9-]{0,62})*)"
+    r"(?::(?P<port>[0-9]{1,5}))?(?P<path>/[A-Za-z0-9._~!$&'()*+,=:@/-]*)?(?:#.*)?", re.IGNORECASE | re.DOTALL)
 _BLOCK_TAGS = ("p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote", "section")
-_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
-_NEWLINES = re.compile(r"\s*\n\s*")
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0]{2,}|[\t\r\f\v\u00a0]")  # runs of spaces other than a lone " "
 
 
 def canonical_url(url: str) -> str:
     """Lower-case scheme and host, drop the default port, the fragment and tracking parameters, sort the query."""
+    simple = _SIMPLE_URL.fullmatch(url.strip())
+    if simple is None or "/." in (simple["path"] or "") or int(simple["port"] or 0) > 65535:
+        return _canonical_url(url)
+    scheme, host, port = simple["scheme"].lower(), simple["host"].lower(), simple["port"]
+    netloc = host if port is None or int(port) == DEFAULT_PORTS[scheme] else f"{host}:{int(port)}"
+    return f"{scheme}://{netloc}{simple['path'] or '/'}"
+
+
+def _canonical_url(url: str) -> str:
     parts = urlsplit(url.strip())
     scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
     netloc = host if parts.port in (None, DEFAULT_PORTS.get(scheme)) else f"{host}:{parts.port}"
@@ -56,7 +71,11 @@ def html_to_text(html: str) -> str:
 
 
 def _tidy(text: str) -> str:
-    return _NEWLINES.sub("\n", _SPACES.sub(" ", text)).strip()
+    """Runs of spaces become one space, whitespace around a line break one line break, the ends stripped."""
+    text = _SPACES.sub(" ", text)
+    if "\n" not in text:
+        return text.strip()
+    return "\n".join(line for line in (part.strip() for part in text.split("\n")) if line)
 
 
 def identity_key(url: str | None, guid: str | None, title: str, summary: str) -> str:
@@ -70,7 +89,8 @@ def article_from_entry(entry: dict[str, Any]) -> Article | None:
     title = html_to_text(entry.get("title") or "")
     summary = html_to_text(entry.get("summary") or entry.get("content") or "")
     link = (entry.get("link") or "").strip()
-    url = canonical_url(link) if urlsplit(link).scheme in ("http", "https") else None
+    web = link[:8].lower().startswith(("http://", "https://")) or urlsplit(link).scheme in ("http", "https")
+    url = canonical_url(link) if web else None
     guid = (entry.get("guid") or "").strip() or None
     if not (url or guid or title or summary):
         return None
@@ -99,7 +119,7 @@ class NormalizePipeline:
         return cls(crawler)
 
     def process_item(self, item: Any) -> Any:
-        if isinstance(item, FeedFetch) and item.entries:
+        if isinstance(item, FeedFetch) and item.entries:  # else none, or normalized where they were parsed
             item.articles = normalize_entries(item.entries)
             item.entries = []
             self.stats.inc_value("talentwatch/entries", len(item.articles))

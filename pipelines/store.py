@@ -1,9 +1,11 @@
-"""Store stage: writes each FeedFetch (articles and feed state) in one transaction, off the reactor thread."""
+"""Store stage: writes FeedFetches (each one's articles with its feed state) off the reactor thread, those that
+arrive together in one transaction."""
 
 from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from scrapy.crawler import Crawler
@@ -12,16 +14,22 @@ from sqlalchemy import Engine
 
 from crawler.items import FeedFetch
 from store.db import open_database
-from store.queries import save_fetch
+from store.queries import SaveResult, save_fetches
+
+MAX_BATCH = 64  # fetches in one transaction at most
 
 
 class StorePipeline:
-    """Writes go through one worker thread, so a crawl never has two transactions open at once."""
+    """Writes go through one worker thread, so a crawl never has two transactions open at once. Fetches that
+    arrive while a transaction is written wait for it and then go together in the next one (group commit): no
+    waiting when the store keeps up, one commit per batch when it does not."""
 
     def __init__(self, crawler: Crawler, url: str) -> None:
         self.stats, self.url = crawler.stats, url
         self.engine: Engine | None = None
         self.executor: ThreadPoolExecutor | None = None
+        self.waiting: list[tuple[FeedFetch, asyncio.Future[SaveResult]]] = []
+        self.writing = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> StorePipeline:
@@ -43,14 +51,38 @@ class StorePipeline:
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, FeedFetch):
             return item
-        loop = asyncio.get_running_loop()
+        saved: asyncio.Future[SaveResult] = asyncio.get_running_loop().create_future()
+        self.waiting.append((item, saved))
+        if not self.writing:
+            self._write()
         try:
-            result = await loop.run_in_executor(self.executor, save_fetch, self.engine, item)
+            result = await saved
         except Exception:
             self.stats.inc_value("talentwatch/store_errors")  # Scrapy logs the error; the item is not passed on
             raise
         self._count(item, result)
         return item
+
+    def _write(self) -> None:
+        batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
+        self.writing = True
+        written = asyncio.get_running_loop().run_in_executor(
+            self.executor, save_fetches, self.engine, [fetch for fetch, _ in batch])
+        written.add_done_callback(partial(self._written, batch))
+
+    def _written(self, batch: list[tuple[FeedFetch, asyncio.Future[SaveResult]]],
+                 written: asyncio.Future[list[SaveResult | Exception]]) -> None:
+        self.writing = False
+        error = written.exception()
+        for (_, saved), result in zip(batch, [error] * len(batch) if error else written.result(), strict=True):
+            if saved.done():
+                continue
+            if isinstance(result, BaseException):
+                saved.set_exception(result)
+            else:
+                saved.set_result(result)
+        if self.waiting:
+            self._write()
 
     def _count(self, item: FeedFetch, result: Any) -> None:
         outcome = "failed" if item.error else "not_modified" if item.not_modified else "parsed"
@@ -58,3 +90,5 @@ class StorePipeline:
         self.stats.inc_value("talentwatch/items_new", result.new)
         self.stats.inc_value("talentwatch/items_updated", result.updated)
         self.stats.inc_value("talentwatch/items_tagged", result.tagged)
+        for what, n in (("new", result.new), ("updated", result.updated)):  # per provider and source (recrawl)
+            self.stats.inc_value(f"talentwatch/{item.via}/{item.source_id}/items_{what}", n)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from scrapy.crawler import Crawler
-from scrapy.exceptions import NotConfigured
+from typing import TYPE_CHECKING, Any
 
 from crawler.items import Article, FeedFetch
 from pipelines.tagging import Tagger
 from pipelines.tagging.rules import load_tagger
+
+if TYPE_CHECKING:  # Scrapy is not imported at run time: parse workers call tag_article without it
+    from scrapy.crawler import Crawler
 
 
 def tag_article(tagger: Tagger, article: Article) -> None:
@@ -25,6 +25,8 @@ class TagPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> TagPipeline:
+        from scrapy.exceptions import NotConfigured
+
         path = crawler.settings.get("TALENTWATCH_TOPICS")
         if not path:
             raise NotConfigured("TALENTWATCH_TOPICS is not set")
@@ -33,6 +35,7 @@ class TagPipeline:
     def process_item(self, item: Any) -> Any:
         if isinstance(item, FeedFetch):
             for article in item.articles:
-                tag_article(self.tagger, article)
+                if not item.tagged:
+                    tag_article(self.tagger, article)
                 self.stats.inc_value("talentwatch/articles_tagged", bool(article.tags))
         return item

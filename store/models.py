@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, MetaData, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -122,3 +133,35 @@ class ItemEntity(Base):
     __tablename__ = "item_entities"
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
     entity_id: Mapped[str] = mapped_column(ForeignKey("entities.id"), primary_key=True, index=True)
+
+
+class StoryKey(Base):
+    """An LSH band key of an item's MinHash (pipelines/cluster.py): items that share one are compared for the
+    same story. ``items.story_id`` is the id of the story's first item."""
+
+    __tablename__ = "story_keys"
+    key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class Digest(Base):
+    """The digest of one period, recorded before it is sent: status pending -> sending -> sent. ``message`` is the
+    whole RFC 5322 message, so that a retry sends the same bytes with the same Message-ID."""
+
+    __tablename__ = "digests"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period: Mapped[str] = mapped_column(String(32), unique=True)  # 2026-W48, or 2026-11-02..2026-11-08
+    starts: Mapped[datetime]
+    ends: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    message_id: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    recipients: Mapped[list[str]] = mapped_column(JSON, default=list)
+    stories: Mapped[int] = mapped_column(default=0)
+    message: Mapped[bytes] = mapped_column(LargeBinary)
+    created: Mapped[datetime]
+    claimed: Mapped[datetime | None]  # when a sender took it (status sending); a stale claim may be taken over
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent: Mapped[datetime | None]
+    delivered_to: Mapped[str | None] = mapped_column(Text)  # "smtp://host:port" or the outbox file

@@ -4,10 +4,12 @@ except ``save_fetch``, which is one transaction of its own."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, Select, func, select
+from sqlalchemy import Engine, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -15,6 +17,7 @@ from crawler.due import next_due
 from crawler.items import Article, FeedFetch, FeedState
 from crawler.sources import Source
 from store import models as m
+from store.stories import assign_new
 
 
 def utcnow() -> datetime:
@@ -69,42 +72,108 @@ def save_fetch(engine: Engine, fetch: FeedFetch) -> SaveResult:
     for attempt in (1, 2):
         try:
             with Session(engine) as session, session.begin():
-                result = _save_articles(session, fetch)
-                _record_fetch(session, fetch)
-                return result
+                return _save(session, fetch)
         except IntegrityError:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
+def save_fetches(engine: Engine, fetches: Sequence[FeedFetch]) -> list[SaveResult | Exception]:
+    """Store several fetches in one transaction, each as ``save_fetch`` would, one after the other, then give
+    their new items stories together (``assign_new`` takes a batch in publication order); when that transaction
+    fails, store each in its own (``save_fetch``), so that one bad fetch fails alone. Each fetch's articles and
+    feed state are always committed together."""
+    with suppress(Exception), Session(engine) as session, session.begin():  # a failure: each fetch again, alone
+        results = [_save_articles(session, fetch) for fetch in fetches]
+        assign_new(session, [a.key for fetch in fetches for a in fetch.articles])  # stories: store/stories.py
+        _record_fetches(session, fetches)
+        return results
+    return [_attempt(engine, fetch) for fetch in fetches]
+
+
+def _attempt(engine: Engine, fetch: FeedFetch) -> SaveResult | Exception:
+    try:
+        return save_fetch(engine, fetch)
+    except Exception as e:  # handed to the caller, which reports it for this fetch only
+        return e
+
+
+def _save(session: Session, fetch: FeedFetch) -> SaveResult:
+    result = _save_articles(session, fetch)
+    assign_new(session, [a.key for a in fetch.articles])  # stories: store/stories.py
+    _record_fetches(session, [fetch])
+    return result
+
+
+_ROW = (m.Item.id, m.Item.key, m.Item.guid, m.Item.url, m.Item.title, m.Item.summary, m.Item.published, m.Item.via)
+
+
 def _save_articles(session: Session, fetch: FeedFetch) -> SaveResult:
+    """New articles become rows, changed ones update theirs (tags and entities replaced): a few statements per
+    fetch, whatever its size."""
     result = SaveResult()
     if not fetch.articles:
         return result
-    by_key = {i.key: i for i in session.scalars(
-        select(m.Item).where(m.Item.key.in_([a.key for a in fetch.articles])))}
+    by_key = {r.key: r for r in session.execute(select(*_ROW).where(m.Item.key.in_([a.key for a in fetch.articles])))}
     guids = _stable_guids(fetch.articles)
-    by_guid = {i.guid: i for i in session.scalars(
-        select(m.Item).where(m.Item.source_id == fetch.source_id, m.Item.guid.in_(guids)))} if guids else {}
+    by_guid = {r.guid: r for r in session.execute(
+        select(*_ROW).where(m.Item.source_id == fetch.source_id, m.Item.guid.in_(guids)))} if guids else {}
     used: set[int] = set()
+    new: list[tuple[Article, str | None]] = []
+    changed: list[tuple[Any, Article]] = []
     for article in fetch.articles:
-        item = by_key.get(article.key) or (by_guid.get(article.guid) if article.guid in guids else None)
-        if item is not None and item.id in used:  # two entries claim one row: keep them apart
-            item = None
-        if item is None:
-            item = m.Item(key=article.key, source_id=fetch.source_id, feed_id=fetch.feed_id, fetched=fetch.fetched,
-                          guid=article.guid if article.guid in guids and article.guid not in by_guid else None)
-            session.add(item)
+        row = by_key.get(article.key) or (by_guid.get(article.guid) if article.guid in guids else None)
+        if row is not None and row.id in used:  # two entries claim one row: keep them apart
+            row = None
+        if row is None:
+            new.append((article, article.guid if article.guid in guids and article.guid not in by_guid else None))
             result.new += 1
         else:
-            used.add(item.id)
-            if not _changed(item, article):
+            used.add(row.id)
+            if not _changed(row, article):
                 continue
+            changed.append((row, article))
             result.updated += 1
-        _apply(item, article, fetch.fetched)
         result.tagged += bool(article.tags)
+    ids = _update_items(session, changed, fetch.fetched) + _insert_items(session, fetch, new)
+    _insert_links(session, ids, [a for _, a in changed] + [a for a, _ in new])
     return result
+
+
+def _update_items(session: Session, changed: list[tuple[Any, Article]], now: datetime) -> list[int]:
+    """Copy changed articles onto their rows (the key too: it differs when the GUID matched and the URL changed)
+    and drop their tags and entity links, which ``_insert_links`` writes anew. Updates go first, as the ORM's
+    flush did, so a key an updated row gives up is free for a new row."""
+    if not changed:
+        return []
+    session.execute(update(m.Item), [
+        {"id": row.id, "key": a.key, "url": a.url, "title": a.title, "summary": a.summary, "updated": now,
+         "published": a.published or row.published, "via": row.via or a.via} for row, a in changed])
+    ids = [row.id for row, _ in changed]
+    session.execute(delete(m.Tag).where(m.Tag.item_id.in_(ids)))
+    session.execute(delete(m.ItemEntity).where(m.ItemEntity.item_id.in_(ids)))
+    return ids
+
+
+def _insert_items(session: Session, fetch: FeedFetch, new: list[tuple[Article, str | None]]) -> list[int]:
+    if not new:
+        return []
+    rows = [{"key": a.key, "source_id": fetch.source_id, "feed_id": fetch.feed_id, "fetched": fetch.fetched,
+             "guid": guid, "url": a.url, "title": a.title, "summary": a.summary, "updated": fetch.fetched,
+             "published": a.published, "via": a.via} for a, guid in new]
+    items = m.Item.__table__  # a Core insert: the ORM's bulk path costs more per row than the row itself
+    return list(session.scalars(insert(items).returning(items.c.id, sort_by_parameter_order=True), rows))
+
+
+def _insert_links(session: Session, ids: list[int], articles: list[Article]) -> None:
+    pairs = list(zip(ids, articles, strict=True))
+    tags = [{"item_id": i, "topic_id": t, "evidence": ev} for i, a in pairs for t, ev in a.tags.items()]
+    entities = [{"item_id": i, "entity_id": e} for i, a in pairs for e in a.entities]
+    if tags:
+        session.execute(insert(m.Tag.__table__), tags)
+    if entities:
+        session.execute(insert(m.ItemEntity.__table__), entities)
 
 
 def _stable_guids(articles: Sequence[Article]) -> set[str]:
@@ -116,34 +185,36 @@ def _stable_guids(articles: Sequence[Article]) -> set[str]:
     return {g for g, n in seen.items() if n == 1}
 
 
-def _changed(item: m.Item, a: Article) -> bool:
+def _changed(item: Any, a: Article) -> bool:
     return (item.title, item.summary, item.url) != (a.title, a.summary, a.url) or (
         a.published is not None and item.published != a.published)
 
 
-def _apply(item: m.Item, a: Article, now: datetime) -> None:
-    """Copy an article's fields onto its row and replace its tags and entity links."""
-    item.key = a.key  # differs from the row's when the GUID matched and the URL changed
-    item.url, item.title, item.summary, item.updated = a.url, a.title, a.summary, now
-    item.published = a.published or item.published
-    item.via = item.via or a.via
-    item.tags = [m.Tag(topic_id=t, evidence=ev) for t, ev in a.tags.items()]
-    item.entities = [m.ItemEntity(entity_id=e) for e in a.entities]
-
-
-def _record_fetch(session: Session, fetch: FeedFetch) -> None:
-    feed = session.get(m.Feed, fetch.feed_id)
-    if feed is None:
+def _record_fetches(session: Session, fetches: Sequence[FeedFetch]) -> None:
+    """Write each fetch's outcome onto its feed row (status, error, validators, next due time): one read and one
+    update for all of them."""
+    ids = {f.feed_id for f in fetches if f.feed_id is not None}  # None: an archive fetch (recrawl), no feed state
+    if not ids:
         return
-    feed.last_fetch, feed.last_status = fetch.fetched, fetch.status
-    if fetch.error:
-        feed.failures += 1
-        feed.last_error = fetch.error
-    else:
-        feed.failures, feed.last_error, feed.last_success = 0, None, fetch.fetched
-        feed.etag, feed.last_modified = fetch.etag or feed.etag, fetch.last_modified or feed.last_modified
-        feed.body_hash = fetch.body_hash or feed.body_hash
-    feed.next_due = next_due(fetch.fetched, fetch.interval, feed.failures, fetch.server_delay)
+    feeds = {r.id: r._asdict() for r in session.execute(
+        select(m.Feed.id, m.Feed.failures, m.Feed.last_success, m.Feed.etag, m.Feed.last_modified, m.Feed.body_hash)
+        .where(m.Feed.id.in_(ids)))}
+    rows = []
+    for fetch in fetches:
+        feed = feeds.get(fetch.feed_id)  # type: ignore[arg-type]
+        if feed is None:
+            continue
+        feed.update(last_fetch=fetch.fetched, last_status=fetch.status)
+        if fetch.error:
+            feed.update(failures=feed["failures"] + 1, last_error=fetch.error)
+        else:
+            feed.update(failures=0, last_error=None, last_success=fetch.fetched,
+                        etag=fetch.etag or feed["etag"], last_modified=fetch.last_modified or feed["last_modified"],
+                        body_hash=fetch.body_hash or feed["body_hash"])
+        feed["next_due"] = next_due(fetch.fetched, fetch.interval, feed["failures"], fetch.server_delay)
+        rows.append(dict(feed))
+    if rows:
+        session.execute(update(m.Feed), rows)
 
 
 @dataclass

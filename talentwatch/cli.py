@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -54,6 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.add_argument("--source", action="append", default=[], metavar="ID", help="only this source (repeatable)")
     crawl.set_defaults(func=cmd_crawl)
 
+    recrawl = sub.add_parser("recrawl", help="re-process stored items of a date range; backfill it from archives")
+    recrawl.add_argument("--from", dest="start", required=True, metavar="DATE", type=_datetime_arg,
+                         help="first day (ISO date or time, UTC)")
+    recrawl.add_argument("--to", dest="end", required=True, metavar="DATE", type=_until_arg,
+                         help="last day, inclusive (a future end is cut to now)")
+    recrawl.add_argument("--source", action="append", default=[], metavar="ID", help="only this source (repeatable)")
+    archives = recrawl.add_mutually_exclusive_group()
+    archives.add_argument("--archive", action="append", default=[], metavar="NAME",
+                          help="wayback, sitemap, gdelt or gnews (repeatable; default: all that apply)")
+    archives.add_argument("--no-archive", action="store_true", help="only re-process what is stored")
+    recrawl.add_argument("--format", choices=("table", "json"), default="table", help="the summary's format")
+    recrawl.set_defaults(func=cmd_recrawl)
+
     items = sub.add_parser("items", help="list stored items")
     items.add_argument("--tag", metavar="T", help="only items tagged with this topic id")
     items.add_argument("--entity", metavar="E", help="only items mentioning this entity id")
@@ -69,6 +83,28 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="per feed: last fetch, failures, next due, items this week, last error")
     status.add_argument("--format", choices=("table", "json"), default="table")
     status.set_defaults(func=cmd_status)
+
+    digest = sub.add_parser("digest", help="build the digest of a week: --preview FILE writes the HTML, --send mails "
+                            "it (or writes the outbox) once per period")
+    digest.add_argument("--week", metavar="YYYY-Www", type=_week_arg, help="an ISO week (default: the last full week)")
+    digest.add_argument("--from", dest="date_from", metavar="DATE", type=_date_arg, help="first day (with --to)")
+    digest.add_argument("--to", dest="date_to", metavar="DATE", type=_date_arg, help="last day, inclusive")
+    digest_action = digest.add_mutually_exclusive_group(required=True)
+    digest_action.add_argument("--preview", metavar="FILE", help="write the digest's HTML to FILE; nothing is sent")
+    digest_action.add_argument("--send", action="store_true", help="send it, unless this period's was sent already")
+    digest.add_argument("--force", action="store_true", help="with --send: build and send it again")
+    digest.set_defaults(func=cmd_digest)
+
+    rules = sub.add_parser("rules", help="check the topic rules")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
+    test = rules_sub.add_parser("test", help="precision, recall and F1 per topic against labelled items")
+    test.add_argument("file", metavar="FILE.jsonl", help='JSON Lines: {"title", "summary", "labels": [topic ids]}')
+    test.add_argument("--topic", action="append", default=[], metavar="T", help="only this topic (repeatable)")
+    test.add_argument("--split", metavar="NAME", help="only items whose split is NAME (e.g. tune, holdout)")
+    test.add_argument("--format", choices=("table", "json"), default="table")
+    test.add_argument("--min-precision", type=float, metavar="P", help="exit 1 if a topic's precision is below P")
+    test.add_argument("--min-recall", type=float, metavar="R", help="exit 1 if a topic's recall is below R")
+    test.set_defaults(func=cmd_rules_test)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="SUBCOMMAND")
@@ -178,6 +214,146 @@ def _crawl_summary(engine: Engine, stats: dict[str, Any], polled: int, started: 
     return EXIT_OK
 
 
+def cmd_recrawl(config: Config, args: argparse.Namespace) -> int:
+    """Re-process the stored items of a range with the current rules, then backfill the range from archives."""
+    from crawler.archives import NAMES, make_providers
+    from pipelines.tagging.rules import load_tagger
+    from store.queries import utcnow
+    from store.recrawl import items_in_range, recluster, reprocess
+
+    window = _recrawl_window(args.start, args.end, utcnow())
+    unknown = sorted(set(args.archive) - set(NAMES))
+    if unknown:
+        raise UsageError(f"--archive: unknown archive {', '.join(unknown)} (known: {', '.join(NAMES)})")
+    sources = _load_sources(config, args.source)
+    engine = _open_synced(config, sources)
+    providers = [] if args.no_archive else make_providers(args.archive or NAMES, _archive_options(config))
+    for p in providers:
+        if args.archive and (skipped := [s.id for s in sources if not p.applies(s)]):
+            print(f"talentwatch: --archive {p.name} does not apply to {', '.join(skipped)}", file=sys.stderr)
+    rows: dict[tuple[str, str], Any] = {}
+    stats: dict[str, Any] = {}
+    with _RecrawlProgress() as progress:
+        with Session(engine) as session:
+            ids = items_in_range(session, [s.id for s in sources], window.start, window.end)
+        progress.phase("stored")
+        progress.plan(len(ids))
+        try:
+            rows.update({(sid, "stored"): c for sid, c in reprocess(engine, load_tagger(config.topics_path), ids,
+                                                                     progress.done).items()})
+        except KeyboardInterrupt:
+            return _recrawl_report(args.format, window, rows, interrupted=True)
+        if providers:
+            from crawler.spiders.archive import archive_settings, run_backfill
+
+            stats = run_backfill(archive_settings(config), sources, window, providers, progress)
+            rows.update(_archive_rows(stats))
+    interrupted = stats.get("finish_reason") not in (None, "finished")
+    if not interrupted:
+        recluster(engine, [s.id for s in sources], window.start, window.end)
+    code = _recrawl_report(args.format, window, rows, interrupted)
+    if stats.get("talentwatch/store_errors"):
+        print(f"talentwatch: {stats['talentwatch/store_errors']} batches could not be stored", file=sys.stderr)
+        return EXIT_FAILED
+    return code
+
+
+def _recrawl_window(start: datetime, end: datetime, now: datetime) -> Any:
+    """The range [start, end) of `recrawl`; an end in the future is cut to now."""
+    from crawler.archives import Window
+
+    if start >= end:
+        raise UsageError(f"--from {_bound(start)} is after --to {_bound(end, end=True)}")
+    if start > now:
+        raise UsageError(f"--from {_bound(start)} is in the future (now {_iso(now)}): nothing to re-crawl there")
+    return Window(start, min(end, now))
+
+
+def _bound(dt: datetime, end: bool = False) -> str:
+    """A range bound as it was given: a date for a whole day (an exclusive end shows its last day)."""
+    if dt.timetz() == time(tzinfo=UTC):
+        return (dt - timedelta(days=1) if end else dt).date().isoformat()
+    return _iso(dt) or ""
+
+
+def _archive_options(config: Config) -> Any:
+    from crawler.archives import ArchiveOptions, key_terms
+    from pipelines.tagging.rules import load_rules
+
+    terms = config.get("archive", "terms") or key_terms([t.query for t in load_rules(config.topics_path)[0]])
+    return ArchiveOptions(config.get("archive", "wayback_url"), config.get("archive", "google_news_url"),
+                          config.get("archive", "gdelt_url"), tuple(terms))
+
+
+def _archive_rows(stats: dict[str, Any]) -> dict[tuple[str, str], Any]:
+    """Summary rows from the backfill's stats counters ``talentwatch/<provider>/<source>/<what>``."""
+    from crawler.archives import NAMES
+    from store.recrawl import Counts
+
+    rows: dict[tuple[str, str], Any] = {}
+    fields = {"candidates": "candidates", "items_new": "new", "items_updated": "updated", "errors": "errors"}
+    for key, value in stats.items():
+        parts = key.split("/")
+        if len(parts) == 4 and parts[0] == "talentwatch" and parts[1] in NAMES and parts[3] in fields:
+            counts = rows.setdefault((parts[2], parts[1]), Counts())
+            setattr(counts, fields[parts[3]], int(value))
+    return rows
+
+
+def _recrawl_report(fmt: str, window: Any, rows: dict[tuple[str, str], Any], interrupted: bool) -> int:
+    from dataclasses import asdict
+
+    from crawler.archives import NAMES
+    from store.recrawl import Counts
+
+    phases = ("stored", *NAMES)
+    ordered = [{"source": s, "provider": p, **asdict(c)}
+               for (s, p), c in sorted(rows.items(), key=lambda r: (r[0][0], phases.index(r[0][1])))]
+    total = {k: sum(r[k] for r in ordered) for k in asdict(Counts())}
+    if fmt == "json":
+        sys.stdout.write(json.dumps({"from": _iso(window.start), "until": _iso(window.end), "interrupted": interrupted,
+                                     "rows": ordered, "total": total}) + "\n")
+    else:
+        table = Table("source", "provider", "candidates", "new", "updated", "re-tagged", "errors",
+                      title=f"recrawl {_bound(window.start)} .. {_bound(window.end, end=True)}")
+        for r in [*ordered, {"source": "total", "provider": "", **total}]:
+            table.add_row(r["source"], r["provider"], *(str(r[k]) for k in asdict(Counts())))
+        console.print(table)
+    if interrupted:
+        print("talentwatch: recrawl interrupted; run it again to finish (nothing is stored twice)", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+class _RecrawlProgress:
+    """One rich progress bar per phase, on standard error (so that `--format json` keeps stdout to JSON)."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bars = Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), console=Console(stderr=True))
+        self.task: Any = None
+        self.total = 0
+
+    def __enter__(self) -> _RecrawlProgress:
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bars.stop()
+
+    def phase(self, name: str) -> None:
+        self.task, self.total = self.bars.add_task(name, total=0), 0
+
+    def plan(self, units: int) -> None:
+        self.total += units
+        self.bars.update(self.task, total=self.total)
+
+    def done(self, units: int) -> None:
+        self.bars.advance(self.task, units)
+
+
 def item_record(item: Any, with_text: bool = False) -> dict[str, Any]:
     """The JSON object of one item (DESIGN.md, `items --format json`)."""
     record = {
@@ -260,6 +436,133 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
 
 def _short(iso: str | None) -> str:
     return iso[:16].replace("T", " ") if iso else "-"
+
+
+def _week_arg(value: str) -> tuple[int, int]:
+    from digest.period import parse_week
+
+    try:
+        return parse_week(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _date_arg(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO date such as 2026-11-02, got {value!r}") from None
+
+
+def _digest_period(config: Config, args: argparse.Namespace) -> Any:
+    """--week, or --from/--to (whole days in [digest] timezone), else the week that ended last."""
+    from digest.period import last_week, period_of, week
+    from store.queries import utcnow
+
+    tz = config.get("digest", "timezone")
+    if args.week and (args.date_from or args.date_to):
+        raise UsageError("digest: --week or --from/--to, not both")
+    if args.week:
+        return week(*args.week, tz)
+    if args.date_from or args.date_to:
+        if not (args.date_from and args.date_to):
+            raise UsageError("digest: --from and --to go together")
+        try:
+            return period_of(args.date_from, args.date_to, tz)
+        except ValueError as e:
+            raise UsageError(f"digest: --from/--to: {e}") from None
+    return last_week(utcnow(), tz)
+
+
+def cmd_digest(config: Config, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import digest
+
+    if args.force and not args.send:
+        raise UsageError("digest: --force goes with --send")
+    period = _digest_period(config, args)
+    engine = _open_synced(config, _load_sources(config))
+    try:
+        if args.preview:
+            data = digest.preview(config, engine, period, Path(args.preview))
+            console.print(f"wrote {args.preview}: digest {period.label}, {data.stories} stories from {data.items} "
+                          f"items, {len(data.failing)} feeds failing", highlight=False, soft_wrap=True)
+            return EXIT_OK
+        outcome = digest.send(config, engine, period, force=args.force)
+    except digest.DeliveryError as e:
+        print(f"talentwatch: digest {period.label} not sent: {e}. It stays recorded as pending: the next "
+              "`digest --send` or the daemon's next digest run sends it.", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        engine.dispose()
+    return _digest_outcome(outcome)
+
+
+def _digest_outcome(outcome: Any) -> int:
+    if outcome.status == "sent":
+        to = f" to {', '.join(outcome.recipients)}" if outcome.recipients else ""
+        console.print(f"sent digest {outcome.period} ({outcome.stories} stories){to} via {outcome.delivered_to}, "
+                      f"Message-ID {outcome.message_id}", highlight=False, soft_wrap=True)
+        return EXIT_OK
+    if outcome.status == "already sent":
+        console.print(f"digest {outcome.period} was already sent on {_iso(outcome.sent)} via {outcome.delivered_to}"
+                      ": nothing to do (--force sends it again)", highlight=False, soft_wrap=True)
+        return EXIT_OK
+    print(f"talentwatch: digest {outcome.period} is being sent by another process (since {_iso(outcome.claimed)});"
+          " if that process died, the next run after 10 minutes takes over", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def cmd_rules_test(config: Config, args: argparse.Namespace) -> int:
+    from pipelines.tagging.evaluate import LabelledFileError, evaluate, read_labelled
+    from pipelines.tagging.rules import load_tagger
+
+    tagger = load_tagger(config.topics_path)
+    unknown = sorted(set(args.topic) - set(tagger.topic_ids))
+    if unknown:
+        raise UsageError(f"--topic: unknown topic {', '.join(unknown)} (in {config.topics_path})")
+    try:
+        items = read_labelled(args.file, tagger.topic_ids)
+    except LabelledFileError as e:
+        raise UsageError(str(e)) from None
+    if args.split:
+        items = [i for i in items if i.split == args.split]
+        if not items:
+            raise UsageError(f"--split: no item of {args.file} is in split {args.split!r}")
+    report = evaluate(tagger, items, args.topic or None)
+    if args.format == "json":
+        sys.stdout.write(json.dumps({"file": args.file, "split": args.split, **report.as_dict()},
+                                    ensure_ascii=False) + "\n")
+    else:
+        _rules_report(report, args.file)
+    below = [s.topic for s in report.scores
+             if (args.min_precision is not None and s.precision < args.min_precision)
+             or (args.min_recall is not None and s.recall < args.min_recall)]
+    if below:
+        print(f"talentwatch: below the thresholds: {', '.join(below)}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _rules_report(report: Any, file: str) -> None:
+    table = Table("topic", "precision", "recall", "F1", "support", "TP", "FP", "FN",
+                  title=f"{report.items} labelled items ({file})")
+    for s in report.scores:
+        table.add_row(s.topic, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", str(s.support),
+                      str(s.tp), str(s.fp), str(s.fn))
+    console.print(table)
+    for e in report.errors:
+        label = "false positive" if e.kind == "fp" else "false negative"
+        console.print(f"[bold]{label}[/] {e.topic}, line {e.item.line}: "
+                      f"{escape(e.item.title or e.item.summary[:100])}", highlight=False)
+        for snippet in e.evidence:
+            console.print(f"    fired on: {snippet}", highlight=False, markup=False)
+        for clause in e.nearest:
+            if clause.snippets is None:
+                console.print(f"    missing: {clause.text}", highlight=False, markup=False)
+            else:
+                console.print(f"    matched: {clause.text} -> {clause.snippets[0]}", highlight=False, markup=False)
 
 
 def cmd_db_upgrade(config: Config, args: argparse.Namespace) -> int:

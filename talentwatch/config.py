@@ -88,6 +88,8 @@ OPTIONS: dict[tuple[str, str], tuple[Any, Callable[[Any], Any]]] = {
     ("archive", "wayback_url"): ("https://web.archive.org", _str),
     ("archive", "google_news_url"): ("https://news.google.com", _str),
     ("archive", "gdelt_url"): ("https://api.gdeltproject.org", _str),
+    ("archive", "delay"): ("1s", parse_duration),  # per-host delay between archive requests (GDELT: 5s at least)
+    ("archive", "terms"): (None, _str_list),  # search terms for gnews/gdelt; default: derived from the topics
 }
 
 

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from pipelines.normalize import article_from_entry, canonical_url, html_to_text, normalize_entries
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipelines.normalize import (
+    _canonical_url,
+    _tidy,
+    article_from_entry,
+    canonical_url,
+    html_to_text,
+    normalize_entries,
+)
 
 
 @pytest.mark.parametrize("url, expected", [
@@ -44,3 +55,33 @@ def test_entry_without_link_is_identified_by_guid_then_content() -> None:
     by_content = article_from_entry({"title": "T", "summary": "S"})
     assert by_guid and by_content and by_guid.url is None and by_guid.key != by_content.key
     assert article_from_entry({"title": "", "summary": ""}) is None
+
+
+_LABEL = st.text("abcXYZ019-", min_size=1, max_size=8)
+_SIMPLE = st.builds(
+    lambda scheme, labels, port, path, fragment: f"{scheme}://{'.'.join(labels)}{port}{path}{fragment}",
+    st.sampled_from(["http", "https", "HTTP", "Https"]), st.lists(_LABEL, min_size=1, max_size=3),
+    st.sampled_from(["", ":80", ":443", ":8080", ":080", ":0", ":65535", ":99999"]),
+    st.one_of(st.just(""), st.text("/AZaz09._~!$&'()*+,=:@-", max_size=16).map(lambda p: "/" + p)),
+    st.sampled_from(["", "#", "#x", "#a?b"]))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_SIMPLE)
+def test_simple_urls_take_a_shortcut_to_the_same_canonical_url(url: str) -> None:
+    """canonical_url skips the general path for plain http(s) links; the answer must be the general one."""
+    try:
+        expected = _canonical_url(url)
+    except ValueError:  # a port out of range: the general path refuses it, and so must the shortcut
+        with pytest.raises(ValueError):
+            canonical_url(url)
+        return
+    assert canonical_url(url) == expected
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(" \t\n\r\x0b\x0c\xa0\u2003\u3000\x1c\x85\u2028ab\u00e9\u56fd", max_size=24))
+def test_tidy_is_the_two_regular_expressions(text: str) -> None:
+    """_tidy's line-splitting is the original pair of substitutions, without their cost on long texts."""
+    spaces = re.sub(r"[ \t\r\f\v\u00a0]+", " ", text)
+    assert _tidy(text) == re.sub(r"\s*\n\s*", "\n", spaces).strip()

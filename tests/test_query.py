@@ -307,3 +307,30 @@ def test_rule_error(query: str, message: str) -> None:
     assert str(caught.value) == message
     assert caught.value.topic_id == "poaching"
     assert caught.value.position == int(message.rsplit(" ", 1)[1])
+
+
+@pytest.mark.parametrize(("query", "title", "body", "expected"), MATCHES)
+def test_prefilter_never_rejects_a_match(query: str, title: str, body: str, expected: bool) -> None:
+    """tag() runs the token prefilter first; explain() evaluates the query alone: they must agree."""
+    tagger = Tagger([Topic("t", "T", query)], ENTITIES)
+    assert ("t" in tagger.tag(title, body).topics) is tagger.explain("t", title, body).matched is expected
+
+
+def test_explain_names_the_missing_part() -> None:
+    tagger = Tagger([Topic("t", "T", "(travel OR trip*) NEAR/3 approv* AND engineer* AND NOT tourism")], ENTITIES)
+    explanation = tagger.explain("t", "Engineers travel", "No approval is needed.")
+    assert not explanation.matched
+    assert explanation.missing == ["(travel OR trip*) NEAR/3 approv*"]
+    assert [c.snippets for c in explanation.clauses][1:] == [["Engineers travel"], ["Engineers travel"]]
+    either = Tagger([Topic("t", "T", "a b OR c d e")], ENTITIES).explain("t", "c d", "")
+    assert either.missing == ["e"]  # the alternative that came closest
+
+
+@pytest.mark.parametrize(("text", "tokens"), [
+    ("Chips, “curbs” — and H20s!", ["chips", "curbs", "and", "h20s"]),
+    ("emoji 😀between words", ["emoji", "between", "words"]),
+    ("İstanbul ΣΊΣΥΦΟΣ", ["i̇stanbul", "σίσυφοσ"]),
+])
+def test_fast_tokenizer_agrees_with_the_regex(text: str, tokens: list[str]) -> None:
+    from pipelines.tagging.query import TOKEN_RE
+    assert word_tokens(text) == tokens == [t.casefold() for t in TOKEN_RE.findall(text)]

@@ -1,8 +1,8 @@
-"""The feeds spider: one conditional GET per feed, parsed off the reactor thread, one FeedFetch out per feed."""
+"""The feeds spider: one conditional GET per feed, parsed (normalized, tagged) in worker processes while fetching
+goes on, one FeedFetch out per feed."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -11,11 +11,12 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from scrapy import Request, Spider
+from scrapy.crawler import Crawler
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
-from crawler.feedparse import parse_feed
 from crawler.items import FeedFetch, FeedState
+from crawler.parsepool import ParsePool, rules_stamp
 
 logger = logging.getLogger(__name__)
 ERROR_STATUSES = [304, *range(400, 600)]  # answers we record ourselves instead of letting Scrapy drop them
@@ -27,6 +28,16 @@ class FeedsSpider(Spider):
     def __init__(self, feeds: Sequence[FeedState] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.feeds = list(feeds)
+        self.parser = ParsePool(0, None)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> FeedsSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        settings = crawler.settings
+        tagging = settings.getwithbase("ITEM_PIPELINES").get("pipelines.tag.TagPipeline") is not None
+        rules = rules_stamp(settings.get("TALENTWATCH_TOPICS")) if tagging else None
+        spider.parser = ParsePool(settings.getint("TALENTWATCH_PARSE_WORKERS"), rules)
+        return spider
 
     async def start(self) -> AsyncIterator[Request]:
         for feed in self.feeds:
@@ -55,14 +66,18 @@ class FeedsSpider(Spider):
         if fetch.body_hash == feed.body_hash:
             fetch.not_modified = True
             return
-        parsed = await asyncio.to_thread(parse_feed, response.body, _parser_headers(response))
-        if parsed.error:
-            fetch.error = parsed.error
+        parsed = await self.parser.parse(response.body, _parser_headers(response))
+        if parsed.feed.error:
+            fetch.error = parsed.feed.error
             return
-        if parsed.problem:
-            logger.info("%s: read with problems: %s", feed.url, parsed.problem)
-        fetch.entries = parsed.entries
-        fetch.server_delay = max(fetch.server_delay or 0.0, parsed.ttl_seconds or 0.0) or None
+        if parsed.feed.problem:
+            logger.info("%s: read with problems: %s", feed.url, parsed.feed.problem)
+        if parsed.articles is None:  # parsed in a thread: the pipeline normalizes and tags
+            fetch.entries = parsed.feed.entries
+        else:
+            fetch.articles, fetch.tagged = parsed.articles, parsed.tagged
+            self.crawler.stats.inc_value("talentwatch/entries", len(parsed.articles))
+        fetch.server_delay = max(fetch.server_delay or 0.0, parsed.feed.ttl_seconds or 0.0) or None
 
     def fetch_failed(self, failure: Failure) -> FeedFetch:
         request = failure.request  # type: ignore[attr-defined]

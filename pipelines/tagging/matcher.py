@@ -1,58 +1,52 @@
 """Match compiled topic queries and entity aliases against a document.
 
-A document (title and body) is tokenized once with the query tokenizer: casefolded runs
-of letters/digits, except that every Chinese, Japanese or Korean character is a token of
-its own, so Latin text matches on word boundaries and CJK text without them. Token
-positions are found on demand through a token -> positions index; character offsets are
-computed only for evidence.
+A document (title and body) is tokenized (:mod:`.document`): Latin text matches on word
+boundaries, CJK text without them, and each CJK character counts as one word for NEAR.
+Positions are token indices, so ``a NEAR/n b`` (either order, at most n tokens between the
+two) never pairs a title span with a body span.
 
-Positions are token indices, so ``a NEAR/n b`` (either order, at most n tokens between
-the two) counts each CJK character as one word. Title and body form one token sequence
-joined by an empty separator token, which no phrase matches; NEAR never pairs a title
-span with a body span.
-
-Evaluating a node gives ``None`` (false) or the list of spans that made it true; the
-list is empty when it is true only through NOT. Spans become the evidence snippets.
+Every term of every query, every alias and every exclude phrase is a *key* (the term as it
+shows in the tokens joined by spaces); one pass over a document finds which keys occur in it
+(:mod:`.scan`), before anything else. Each topic is compiled twice: into a
+:class:`.prefilter.Prefilter` (keys any match needs, as set tests) and into a matcher, which
+runs only for the few documents that pass. Evaluating a matcher gives ``None`` (false) or the
+list of spans that made it true; the list is empty when it is true only through NOT. Spans
+become the evidence snippets (:mod:`.evidence`). A term whose key did not occur is false
+without looking at positions; most documents are settled by the keys alone.
 """
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
-from .query import (
-    TOKEN_RE,
-    And,
-    EntityRef,
-    Near,
-    Node,
-    Not,
-    Or,
-    QueryError,
-    Term,
-    Title,
-    parse,
-    word_tokens,
-)
+from .document import Doc, Span
+from .entities import AliasIndex
+from .evidence import evidence
+from .prefilter import Prefilter, key
+from .query import And, EntityRef, Near, Node, Not, Or, QueryError, Term, Title, parse
+from .scan import Scanner
 
-Span = tuple[int, int]  # positions of the first and last token
 Spans = list[Span] | None  # None: false; []: true without positions (only through NOT)
-SNIPPET_CHARS = 240
-MAX_SNIPPETS = 3
-_SENTENCE_END = re.compile(r"(?:(?<![A-Z])\.|[!?])(?=\s)|[。！？\n]")
+CLAUSE_CHARS = 100
 
 
 @dataclass(frozen=True)
 class Entity:
-    """A named thing; its ``name`` is matched as an alias too."""
+    """A named thing; its ``name`` is matched as an alias too.
+
+    ``case_sensitive`` lists those of ``aliases`` that match only in their written case;
+    ``exclude`` phrases anywhere in a document switch the case-sensitive aliases off.
+    """
 
     id: str
     name: str
     kind: str
     aliases: tuple[str, ...]
+    case_sensitive: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,6 +66,26 @@ class TagResult:
     entities: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Clause:
+    """One part of a query and, if the document satisfies it, the snippets that show it."""
+
+    text: str
+    snippets: list[str] | None
+
+
+@dataclass
+class Explanation:
+    """Why a topic did or did not match: the alternative of its query that came closest."""
+
+    matched: bool
+    clauses: list[Clause]
+
+    @property
+    def missing(self) -> list[str]:
+        return [c.text for c in self.clauses if c.snippets is None]
+
+
 class RuleError(ValueError):
     """A topic whose query is bad or names an unknown entity."""
 
@@ -82,71 +96,145 @@ class RuleError(ValueError):
         self.position = position
 
 
-class _Doc:
-    """Title and body as one token sequence, with positions and offsets built on demand."""
-
-    __slots__ = ("_offsets", "_positions", "_sorted", "body", "body_start", "entities", "title", "tokens", "vocab")
-
-    def __init__(self, title: str, body: str) -> None:
-        self.title, self.body = title, body
-        title_tokens = word_tokens(title)
-        self.body_start = len(title_tokens) + 1
-        self.tokens = [*title_tokens, "", *word_tokens(body)]
-        self.vocab = set(self.tokens)
-        self.entities: dict[str, list[Span]] = {}
-        self._positions: dict[str, list[int]] | None = None
-        self._sorted: list[str] | None = None
-        self._offsets: list[tuple[int, int]] | None = None
-
-    def positions(self, token: str) -> list[int]:
-        """Token indices where ``token`` occurs."""
-        if token not in self.vocab:
-            return []
-        if self._positions is None:
-            self._positions = {}
-            for i, t in enumerate(self.tokens):
-                self._positions.setdefault(t, []).append(i)
-        return self._positions[token]
-
-    def prefixed(self, stem: str) -> list[int]:
-        """Positions of tokens starting with ``stem``."""
-        if self._sorted is None:
-            self._sorted = sorted(self.vocab)
-        lo = bisect_left(self._sorted, stem)
-        tokens = self._sorted[lo : bisect_left(self._sorted, stem + "\U0010ffff", lo)]
-        return [p for token in tokens for p in self.positions(token)]
-
-    def phrase_at(self, p: int, tokens: tuple[str, ...], prefix: bool) -> bool:
-        """Whether the phrase ``tokens`` starts at position ``p``."""
-        last = len(tokens) - 1
-        if p + last >= len(self.tokens):
-            return False
-        doc = self.tokens
-        if any(doc[p + i] != tokens[i] for i in range(1, last)):
-            return False
-        return doc[p + last].startswith(tokens[last]) if prefix else doc[p + last] == tokens[last]
-
-    def locate(self, span: Span) -> tuple[str, int, int]:
-        """The field text holding ``span`` and the span's character offsets in it."""
-        if self._offsets is None:
-            title = [m.span() for m in TOKEN_RE.finditer(self.title)]
-            self._offsets = [*title, (0, 0), *(m.span() for m in TOKEN_RE.finditer(self.body))]
-        text = self.title if span[0] < self.body_start else self.body
-        return text, self._offsets[span[0]][0], self._offsets[span[1]][1]
+Matcher = Callable[[Doc, bool], Spans]  # (document, title only) -> spans
 
 
-Matcher = Callable[[_Doc, bool], Spans]  # (document, title only) -> spans
+@dataclass(frozen=True)
+class _Compiled:
+    topic: Topic
+    node: Node
+    prefilter: Prefilter
+    matcher: Matcher
+    alternatives: tuple[tuple[tuple[str, Matcher], ...], ...]  # OR of ANDs of (query text, matcher)
+
+
+class Tagger:
+    """Tags documents with topics and entities; compile once, call :meth:`tag` per item."""
+
+    def __init__(self, topics: Sequence[Topic], entities: Sequence[Entity]) -> None:
+        """Compile all queries and aliases; raise :class:`RuleError` for a bad topic."""
+        self._aliases = AliasIndex(entities)
+        known = {entity.id for entity in entities}
+        self._topics = [_compile(topic, known, self._aliases) for topic in topics]
+        terms = {key(t.tokens, t.prefix) for c in self._topics for t in _terms(c.node)}
+        self._scanner = Scanner(self._aliases.keys.union(terms, *(c.prefilter.keys for c in self._topics)))
+        # A document with none of these keys mentions no entity and passes no prefilter (None: a topic's
+        # query can match without any term, e.g. one of only NOT).
+        gates = [c.prefilter.gate for c in self._topics]
+        self._gate = None if None in gates else self._aliases.keys.union(*gates)
+
+    @property
+    def topic_ids(self) -> list[str]:
+        return [c.topic.id for c in self._topics]
+
+    def document(self, title: str, body: str) -> Doc:
+        """The document as the matchers see it, with the keys of the rules found in it (:mod:`.scan`)."""
+        found, *joined = self._scanner.scan(title, body)
+        return Doc(title, body, self._aliases, found, *joined)
+
+    def reference_document(self, title: str, body: str) -> Doc:
+        """:meth:`document` made the slow and obvious way, to check it against: tokenized first, and each key
+        of the rules looked up in the joined tokens."""
+        doc = Doc(title, body, self._aliases, ())
+        joined = doc.joined
+        doc.found = {k for k in self._scanner.keys if k in joined}
+        return doc
+
+    def tag(self, title: str, body: str) -> TagResult:
+        """Return the topics (with evidence) and entities found in one document."""
+        found, *joined = self._scanner.scan(title, body)
+        if self._gate is not None and self._gate.isdisjoint(found):
+            return TagResult()  # most documents
+        return self.tag_document(Doc(title, body, self._aliases, found, *joined))
+
+    def tag_document(self, doc: Doc, prefilter: bool = True) -> TagResult:
+        """:meth:`tag` for a document made by :meth:`document` or :meth:`reference_document`; without
+        ``prefilter``, every topic's query is evaluated in full."""
+        result = TagResult(entities=self._aliases.mentioned(doc))
+        for compiled in self._topics:
+            if prefilter and not compiled.prefilter.possible(doc.found):
+                continue
+            spans = compiled.matcher(doc, False)
+            if spans is not None:
+                result.topics[compiled.topic.id] = evidence(doc, spans)
+        return result
+
+    def candidates(self, title: str, body: str) -> list[str]:
+        """The topics whose prefilter lets the document through to the full evaluation."""
+        found = self.document(title, body).found
+        return [c.topic.id for c in self._topics if c.prefilter.possible(found)]
+
+    def explain(self, topic_id: str, title: str, body: str) -> Explanation:
+        """Evaluate a topic's query part by part: the matching alternative, else the nearest miss."""
+        compiled = next((c for c in self._topics if c.topic.id == topic_id), None)
+        if compiled is None:
+            raise KeyError(f"no topic {topic_id!r}")
+        doc = self.document(title, body)
+        best: list[Clause] = []
+        for alternative in compiled.alternatives:
+            clauses = []
+            for text, matcher in alternative:
+                spans = matcher(doc, False)
+                clauses.append(Clause(text, None if spans is None else evidence(doc, spans)))
+            if all(c.snippets is not None for c in clauses):
+                return Explanation(True, clauses)
+            if not best or _score(clauses) > _score(best):
+                best = clauses
+        return Explanation(False, best)
+
+
+def _score(clauses: list[Clause]) -> tuple[int, int]:
+    hits = sum(c.snippets is not None for c in clauses)
+    return hits, -len(clauses)
+
+
+def _compile(topic: Topic, known: set[str], aliases: AliasIndex) -> _Compiled:
+    try:
+        node = parse(topic.query)
+    except QueryError as exc:
+        raise RuleError(topic.id, exc.message, exc.position) from exc
+    for ref in _entity_refs(node):
+        if ref.id not in known:
+            raise RuleError(topic.id, f"unknown entity '@{ref.id}'", ref.pos)
+    return _Compiled(topic, node, Prefilter(node, aliases.phrases_of), _compile_node(node),
+                     _alternatives(topic.query, node))
+
+
+def _alternatives(query: str, node: Node) -> tuple[tuple[tuple[str, Matcher], ...], ...]:
+    """The query as an OR of ANDs (top two levels), each part with its text, for explanations."""
+    alternatives = node.children if isinstance(node, Or) else (node,)
+    result = []
+    for alt, (start, stop) in zip(alternatives, _bounds(alternatives, len(query)), strict=True):
+        if isinstance(alt, And):
+            bounds = _bounds(alt.children, stop)
+            parts = tuple((_text(query, *b), _compile_node(c)) for c, b in zip(alt.children, bounds, strict=True))
+        else:
+            parts = ((_text(query, start, stop), _compile_node(alt)),)
+        result.append(parts)
+    return tuple(result)
+
+
+def _bounds(nodes: Sequence[Node], end: int) -> list[tuple[int, int]]:
+    """Each node's stretch of the query: from its position to the next node's (or ``end``)."""
+    return list(zip((n.pos for n in nodes), [*(n.pos for n in nodes[1:]), end], strict=True))
+
+
+def _text(query: str, start: int, stop: int) -> str:
+    text = " ".join(query[start:stop].split())
+    for keyword in (" AND", " OR"):
+        text = text.removesuffix(keyword)
+    return text if len(text) <= CLAUSE_CHARS else text[: CLAUSE_CHARS - 1] + "…"
 
 
 def _compile_node(node: Node) -> Matcher:
     """Turn an AST node into a function (doc, title_only) -> spans, or None when false."""
     match node:
         case Term((token,), False):
-            return partial(_match_word, token)
+            return partial(_match_word, token, key((token,)))
         case Term((stem,), True):
-            return partial(_match_prefix, stem)
+            return partial(_match_prefix, stem, key((stem,), True))
         case Term(tokens, prefix):
-            return partial(_match_phrase, tokens, prefix)
+            return partial(_match_phrase, tokens, prefix, key(tokens, prefix))
         case EntityRef(entity_id):
             return partial(_match_entity, entity_id)
         case Title(child):
@@ -162,43 +250,45 @@ def _compile_node(node: Node) -> Matcher:
     raise TypeError(f"not a query node: {node!r}")
 
 
-def _in_title(spans: list[Span], doc: _Doc, title_only: bool) -> Spans:
+def _in_title(spans: list[Span], doc: Doc, title_only: bool) -> Spans:
     if title_only:
         spans = [s for s in spans if s[0] < doc.body_start]
     return spans or None
 
 
-def _match_word(token: str, doc: _Doc, title_only: bool) -> Spans:
-    if token not in doc.vocab:
+def _match_word(token: str, marked: str, doc: Doc, title_only: bool) -> Spans:
+    if marked not in doc.found:
         return None
     return _in_title([(p, p) for p in doc.positions(token)], doc, title_only)
 
 
-def _match_prefix(stem: str, doc: _Doc, title_only: bool) -> Spans:
+def _match_prefix(stem: str, marked: str, doc: Doc, title_only: bool) -> Spans:
+    if marked not in doc.found:
+        return None
     return _in_title([(p, p) for p in doc.prefixed(stem)], doc, title_only)
 
 
-def _match_phrase(tokens: tuple[str, ...], prefix: bool, doc: _Doc, title_only: bool) -> Spans:
-    if tokens[0] not in doc.vocab:
+def _match_phrase(tokens: tuple[str, ...], prefix: bool, marked: str, doc: Doc, title_only: bool) -> Spans:
+    if marked not in doc.found:
         return None
     last = len(tokens) - 1
     found = [(p, p + last) for p in doc.positions(tokens[0]) if doc.phrase_at(p, tokens, prefix)]
     return _in_title(found, doc, title_only)
 
 
-def _match_entity(entity_id: str, doc: _Doc, title_only: bool) -> Spans:
-    return _in_title(doc.entities.get(entity_id, []), doc, title_only)
+def _match_entity(entity_id: str, doc: Doc, title_only: bool) -> Spans:
+    return _in_title(doc.entity_spans(entity_id), doc, title_only)
 
 
-def _match_title(child: Matcher, doc: _Doc, title_only: bool) -> Spans:
+def _match_title(child: Matcher, doc: Doc, title_only: bool) -> Spans:
     return child(doc, True)
 
 
-def _match_not(child: Matcher, doc: _Doc, title_only: bool) -> Spans:
+def _match_not(child: Matcher, doc: Doc, title_only: bool) -> Spans:
     return None if child(doc, title_only) is not None else []
 
 
-def _match_and(children: tuple[Matcher, ...], doc: _Doc, title_only: bool) -> Spans:
+def _match_and(children: tuple[Matcher, ...], doc: Doc, title_only: bool) -> Spans:
     spans: list[Span] = []
     for child in children:
         result = child(doc, title_only)
@@ -208,12 +298,12 @@ def _match_and(children: tuple[Matcher, ...], doc: _Doc, title_only: bool) -> Sp
     return spans
 
 
-def _match_or(children: tuple[Matcher, ...], doc: _Doc, title_only: bool) -> Spans:
+def _match_or(children: tuple[Matcher, ...], doc: Doc, title_only: bool) -> Spans:
     results = [r for child in children if (r := child(doc, title_only)) is not None]
     return [s for r in results for s in r] if results else None
 
 
-def _match_near(left: Matcher, right: Matcher, n: int, doc: _Doc, title_only: bool) -> Spans:
+def _match_near(left: Matcher, right: Matcher, n: int, doc: Doc, title_only: bool) -> Spans:
     lefts = left(doc, title_only)
     rights = right(doc, title_only) if lefts else None
     if not lefts or not rights:
@@ -234,6 +324,20 @@ def _near_pairs(lefts: list[Span], rights: list[Span], n: int, body_start: int) 
                 yield (min(start, b[0]), max(end, b[1]))
 
 
+def _terms(node: Node) -> Iterator[Term]:
+    match node:
+        case Term():
+            yield node
+        case Title(child) | Not(child):
+            yield from _terms(child)
+        case And(children) | Or(children):
+            for child in children:
+                yield from _terms(child)
+        case Near(left, right):
+            yield from _terms(left)
+            yield from _terms(right)
+
+
 def _entity_refs(node: Node) -> Iterator[EntityRef]:
     match node:
         case EntityRef():
@@ -246,97 +350,3 @@ def _entity_refs(node: Node) -> Iterator[EntityRef]:
         case Near(left, right):
             yield from _entity_refs(left)
             yield from _entity_refs(right)
-
-
-def _sentence(text: str, start: int, end: int) -> tuple[int, int]:
-    """Bounds of the sentence(s) around text[start:end], looking at most SNIPPET_CHARS either side."""
-    begin = max(start - SNIPPET_CHARS, 0)
-    for match in _SENTENCE_END.finditer(text, begin, start):
-        begin = match.end()
-    match = _SENTENCE_END.search(text, end, end + SNIPPET_CHARS)
-    if match is None:
-        return begin, min(end + SNIPPET_CHARS, len(text))
-    return begin, match.start() if match.group() == "\n" else match.end()
-
-
-def _clip(text: str, start: int, end: int) -> str:
-    """text around text[start:end], at most SNIPPET_CHARS long, '…' where cut."""
-    if len(text) > SNIPPET_CHARS:
-        room = max(SNIPPET_CHARS - (end - start), 0)
-        lo = max(start - room // 2, 0)
-        hi = min(lo + SNIPPET_CHARS, len(text))
-        lo = max(hi - SNIPPET_CHARS, 0)
-        text = ("…" if lo else "") + text[lo:hi] + ("…" if hi < len(text) else "")
-    return " ".join(text.split())
-
-
-def _evidence(doc: _Doc, spans: list[Span]) -> list[str]:
-    """Up to MAX_SNIPPETS snippets, one per sentence, title first; the title if no spans."""
-    if not spans:
-        text = doc.title if doc.title.strip() else doc.body
-        return [_clip(text, 0, 0)] if text.strip() else []
-    snippets: list[str] = []
-    seen = (False, -1)  # (in body, end offset) of the last sentence looked at
-    tries = MAX_SNIPPETS * 4  # repetitive text can give the same snippet many times
-    for span in sorted(set(spans)):
-        text, start, end = doc.locate(span)
-        in_body = span[0] >= doc.body_start
-        if seen[0] == in_body and start < seen[1]:
-            continue
-        tries -= 1
-        if tries < 0:
-            break
-        begin, stop = _sentence(text, start, end)
-        seen = (in_body, stop)
-        snippet = _clip(text[begin:stop], start - begin, end - begin)
-        if snippet not in snippets:
-            snippets.append(snippet)
-            if len(snippets) == MAX_SNIPPETS:
-                break
-    return snippets
-
-
-class Tagger:
-    """Tags documents with topics and entities; compile once, call :meth:`tag` per item."""
-
-    def __init__(self, topics: Sequence[Topic], entities: Sequence[Entity]) -> None:
-        """Compile all queries and aliases; raise :class:`RuleError` for a bad topic."""
-        self._aliases: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
-        for entity in entities:
-            phrases = {tuple(word_tokens(alias)) for alias in (entity.name, *entity.aliases)}
-            for tokens in sorted(p for p in phrases if p):
-                self._aliases.setdefault(tokens[0], []).append((entity.id, tokens))
-        known = {entity.id for entity in entities}
-        self._topics = [(topic.id, _compile(topic, known)) for topic in topics]
-
-    def tag(self, title: str, body: str) -> TagResult:
-        """Return the topics (with evidence) and entities found in one document."""
-        doc = _Doc(title, body)
-        doc.entities = self._find_entities(doc)
-        result = TagResult(entities=sorted(doc.entities))
-        for topic_id, matcher in self._topics:
-            spans = matcher(doc, False)
-            if spans is not None:
-                result.topics[topic_id] = _evidence(doc, spans)
-        return result
-
-    def _find_entities(self, doc: _Doc) -> dict[str, list[Span]]:
-        found: dict[str, list[Span]] = {}
-        for first in doc.vocab & self._aliases.keys():
-            for entity_id, tokens in self._aliases[first]:
-                last = len(tokens) - 1
-                spans = [(p, p + last) for p in doc.positions(first) if doc.phrase_at(p, tokens, False)]
-                if spans:
-                    found.setdefault(entity_id, []).extend(spans)
-        return found
-
-
-def _compile(topic: Topic, known: set[str]) -> Matcher:
-    try:
-        node = parse(topic.query)
-    except QueryError as exc:
-        raise RuleError(topic.id, exc.message, exc.position) from exc
-    for ref in _entity_refs(node):
-        if ref.id not in known:
-            raise RuleError(topic.id, f"unknown entity '@{ref.id}'", ref.pos)
-    return _compile_node(node)

@@ -21,6 +21,7 @@ makes the last token a prefix.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 from typing import NamedTuple
@@ -32,18 +33,164 @@ _CJK = (
     "\uf900-\ufaff\uff66-\uff9f\uffa0-\uffdc\U00020000-\U0003134f"
 )
 # A maximal run of non-CJK letters and digits, or one CJK character.
-TOKEN_RE = re.compile(rf"[^\W_{_CJK}]+|[{_CJK}]")
-_RUN_RE = re.compile(r"[^\W_]+")  # the same as TOKEN_RE on text without CJK, and faster
-_HAS_CJK = re.compile(rf"[{_CJK}]")
+TOKEN_CHAR = rf"[^\W_{_CJK}]"  # a character of a Latin (non-CJK) token
+TOKEN_RE = re.compile(rf"{TOKEN_CHAR}+|[{_CJK}]")
+_CJK_CHAR = re.compile(rf"[{_CJK}]")
+_BEYOND_BMP = re.compile("[\U00010000-\U0010ffff]")
+FIELD_SEPARATOR = "\x1f"  # the token between title and body in a document: no word or phrase matches it
+
+
+@functools.cache
+def _separator_table() -> list[str]:
+    """str.translate table for the BMP: separators to a space, CJK characters padded with spaces.
+
+    ``text.translate(table).split()`` gives exactly the tokens of TOKEN_RE (alphanumerics in the
+    sense of ``str.isalnum``, as re's ``\\w`` without ``_``), and several times faster.
+    """
+    table = [" "] * 0x10000
+    for cp in range(0x10000):
+        ch = chr(cp)
+        if _CJK_CHAR.match(ch):
+            table[cp] = f" {ch} "
+        elif ch.isalnum() and ch != "_":
+            table[cp] = ch
+    return table
+
+
+def raw_tokens(text: str) -> list[str]:
+    """The tokens of :func:`word_tokens` in their original case."""
+    if text.isascii() or _BEYOND_BMP.search(text) is None:
+        return text.translate(_separator_table()).split()
+    return TOKEN_RE.findall(text)
 
 
 def word_tokens(text: str) -> list[str]:
     """Split text into casefolded tokens: Latin words, single CJK characters."""
+    latin = latin_text(text)
+    if latin is not None:
+        return latin.split()
+    tokens = []
+    for token, cjk in token_runs(text):
+        if token:
+            tokens.append(token.casefold())
+        else:
+            tokens += cjk
+    return tokens
+
+
+def latin_joined(text: str) -> str | None:
+    """The tokens of a text without CJK characters joined by single spaces, with a space at each end
+    (" " if none); None for a text with CJK characters."""
+    latin = latin_text(text)
+    return None if latin is None else _single_spaced(f" {latin} ")
+
+
+def latin_document_joined(title: str, body: str) -> str | None:
+    """:attr:`.Doc.joined` of a title and a body without CJK characters (their tokens and FIELD_SEPARATOR
+    between them, joined by single spaces, a space at each end), made in one pass; None if either field has
+    CJK characters (or FIELD_SEPARATOR, or many non-ASCII characters)."""
+    text = f"{title}{FIELD_SEPARATOR}{body}"
+    if text.count(FIELD_SEPARATOR) != 1:
+        return None
+    latin = _latin_text(text, _fields_ascii_table(), _ascii_bytes_table(FIELD_SEPARATOR), long=False)
+    return None if latin is None else _single_spaced(f" {latin.replace(FIELD_SEPARATOR, _SPACED_SEPARATOR)} ")
+
+
+def latin_text(text: str) -> str | None:
+    """A text without CJK characters, casefolded, with every separator a space (its tokens are what
+    ``split()`` gives); None for a text with CJK characters."""
+    return _latin_text(text, _separator_table(), _ascii_bytes_table())
+
+
+def _latin_text(text: str, ascii_table: list[str], bytes_table: bytes, long: bool = True) -> str | None:
     if text.isascii():
-        return _RUN_RE.findall(text.lower())
-    if _HAS_CJK.search(text) is None:
-        return [token.casefold() for token in _RUN_RE.findall(text)]
-    return [token.casefold() for token in TOKEN_RE.findall(text)]
+        return text.translate(ascii_table).lower()
+    # str.translate is fast only on ASCII text; elsewhere it looks every character up. A text whose few non-ASCII
+    # characters are separators (curly quotes, dashes) or Latin letters gets those replaced or kept one distinct
+    # character at a time, and its ASCII part mapped as bytes.
+    nonascii = text.encode("utf-8", "surrogatepass").translate(None, _ASCII_BYTES).decode("utf-8", "surrogatepass")
+    if len(nonascii) > _FEW_NONASCII:
+        if not long or _CJK_CHAR.search(nonascii):
+            return None
+        return " ".join(token for token, _ in token_runs(text)).casefold()
+    letters = False
+    for ch in set(nonascii):
+        kind = _KINDS.get(ch) or _kind(ch)
+        if kind == _SEPARATOR:
+            text = text.replace(ch, " ")
+        elif kind == _LETTER:
+            letters = True
+        else:
+            return None
+    if not letters:  # ASCII now
+        return text.translate(ascii_table).lower()
+    return text.encode("utf-8", "surrogatepass").translate(bytes_table).decode("utf-8", "surrogatepass").casefold()
+
+
+def _single_spaced(text: str) -> str:
+    while "  " in text:
+        text = text.replace("  ", " ")
+    return text
+
+
+_SPACED_SEPARATOR = f" {FIELD_SEPARATOR} "
+
+
+def token_runs(text: str) -> list[tuple[str, str]]:
+    """The text's Latin tokens (in their original case) and runs of CJK characters, in order, each as
+    (token, "") or ("", run); what stands between them (separators) is left out."""
+    runs = _bmp_runs() if len(text.encode("utf-16-le", "surrogatepass")) == 2 * len(text) else _RUNS
+    return runs.findall(text)
+
+
+_RUNS = re.compile(rf"({TOKEN_CHAR}+)|([{_CJK}]+)")  # exact for any text, but slow: a category test per character
+
+
+@functools.cache
+def _bmp_runs() -> re.Pattern[str]:
+    """_RUNS for text within the Basic Multilingual Plane, with explicit character sets (much faster to test)."""
+    latin = [cp for cp in range(0x10000) if chr(cp).isalnum() and cp != ord("_") and not _CJK_CHAR.match(chr(cp))]
+    ranges, start = [], latin[0]
+    for prev, cp in zip(latin, [*latin[1:], -1], strict=True):
+        if cp != prev + 1:
+            ranges.append(re.escape(chr(start)) + (f"-{re.escape(chr(prev))}" if prev > start else ""))
+            start = cp
+    return re.compile(f"([{''.join(ranges)}]+)|([{_CJK}]+)")
+
+
+_ASCII_BYTES = bytes(range(128))
+_FEW_NONASCII = 200  # with more non-ASCII characters than this, going character by character is as fast
+_SEPARATOR, _LETTER, _CJK_LETTER = 1, 2, 3
+_KINDS: dict[str, int] = {}
+
+
+def is_token_char(ch: str) -> bool:
+    """Whether a character is part of a Latin token (TOKEN_CHAR)."""
+    kind = _KINDS.get(ch) or _kind(ch)
+    return kind == _LETTER
+
+
+def _kind(ch: str) -> int:
+    """Whether a character separates tokens, is part of a Latin token, or is a CJK token."""
+    kind = _CJK_LETTER if _CJK_CHAR.match(ch) else _LETTER if ch.isalnum() else _SEPARATOR
+    if len(_KINDS) < 50_000:
+        _KINDS[ch] = kind
+    return kind
+
+
+@functools.cache
+def _ascii_bytes_table(keep: str = "") -> bytes:
+    """A bytes.translate table: ASCII letters lower-cased, other ASCII characters (separators) but ``keep``
+    to a space, the bytes of non-ASCII characters kept."""
+    return bytes(b if chr(b).isalnum() or chr(b) in keep else 32 for b in range(128)).lower() + bytes(range(128, 256))
+
+
+@functools.cache
+def _fields_ascii_table() -> list[str]:
+    """str.translate table for ASCII text: _separator_table() but FIELD_SEPARATOR kept."""
+    table = _separator_table()[:128]
+    table[ord(FIELD_SEPARATOR)] = FIELD_SEPARATOR
+    return table
 
 
 class QueryError(ValueError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pipelines.tagging import Entity, RuleError, Tagger, Topic
+from pipelines.tagging import Entity, RuleError, Tagger, Topic, word_tokens
 from talentwatch.schema import ConfigError, check_keys, read_toml
 
 RULE_ID = re.compile(r"^[a-z0-9-]+$")
@@ -50,16 +50,25 @@ def _id(path: Path, kind: str, n: int, t: dict) -> str:
 
 def _entity(path: Path, n: int, t: dict) -> Entity:
     eid = _id(path, "entity", n, t)
-    check_keys(path, f"entity '{eid}' ", t, {"id", "name", "kind", "aliases"})
-    aliases = t.get("aliases", [])
-    if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
-        raise ConfigError(path, f"entity '{eid}' aliases", "expected a list of non-empty strings")
+    check_keys(path, f"entity '{eid}' ", t, {"id", "name", "kind", "aliases", "aliases_cs", "exclude"})
+    aliases, exact, exclude = (_strings(path, eid, t, key) for key in ("aliases", "aliases_cs", "exclude"))
     if t.get("kind", "org") not in KINDS:
         raise ConfigError(path, f"entity '{eid}' kind", f"expected one of {sorted(KINDS)}, got {t.get('kind')!r}")
     name = t.get("name", eid)
     if not isinstance(name, str) or not name:
         raise ConfigError(path, f"entity '{eid}' name", "expected a non-empty string")
-    return Entity(id=eid, name=name, kind=t.get("kind", "org"), aliases=tuple(aliases))
+    for alias in (name, *aliases, *exact, *exclude):
+        if not word_tokens(alias):
+            raise ConfigError(path, f"entity '{eid}'", f"{alias!r} has no letters or digits")
+    return Entity(id=eid, name=name, kind=t.get("kind", "org"), aliases=(*aliases, *exact),
+                  case_sensitive=exact, exclude=exclude)
+
+
+def _strings(path: Path, eid: str, t: dict, key: str) -> tuple[str, ...]:
+    values = t.get(key, [])
+    if not isinstance(values, list) or not all(isinstance(a, str) and a.strip() for a in values):
+        raise ConfigError(path, f"entity '{eid}' {key}", "expected a list of non-empty strings")
+    return tuple(values)
 
 
 def _topic(path: Path, n: int, t: dict) -> Topic:
