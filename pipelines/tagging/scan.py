@@ -22,7 +22,6 @@ with ``k in Doc.joined``, and for most documents without making the document's t
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import chain
 from operator import itemgetter
 
 import ahocorasick
