@@ -26,6 +26,7 @@ setup(
         "platformdirs>=4",
         "apscheduler>=3.10,<4",
         "jinja2>=3.1",
+        "pyahocorasick>=2.0",  # pipelines/tagging/scan.py: one pass finds every rule term in a document
     ],
     extras_require={"test": ["pytest>=8", "pytest-timeout", "ruff", "hypothesis", "aiosmtpd>=1.4"]},
     entry_points={"console_scripts": ["talentwatch=talentwatch.cli:main"]},

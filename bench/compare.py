@@ -142,8 +142,8 @@ def run_talentwatch(work: Path, urls: list[str]) -> list[Run]:
     for cycle in ("full", "unchanged"):
         runs.append(measure("talentwatch", cycle, command, home / f"{cycle}.log", env))
         runs[-1].note += (home / f"{cycle}.log").read_text(errors="replace").strip()[:110].replace("\n", " ")
-    with contextlib.suppress(sqlite3.Error):  # a run that failed may have left no tables
-        runs[0].items = farm.query(home / "talentwatch.db", "select count(*) from items")[0][0]
+        with contextlib.suppress(sqlite3.Error):  # a run that failed may have left no tables
+            runs[-1].items = farm.query(home / "talentwatch.db", "select count(*) from items")[0][0]
     runs[0].note += f" [{runs[0].items} items stored]"
     return runs
 

@@ -8,12 +8,16 @@ article is tagged from its title and summary, as the tag stage does. The tagger 
 each round tags every article; the figure is articles per CPU second (time.process_time: one
 process, one thread), best and median over the rounds, with wall time beside it. Also printed:
 how many articles each topic's prefilter let through to the full evaluation, how many were
-tagged, and tokenization alone as a floor. Prints figures; asserts nothing about timing.
+tagged, tokenization alone, and the scan alone (Tagger.document: the one pass that finds every
+rule's terms, which settles most articles). The load average is printed before and after: on a
+shared machine the figures move with it, so run it a few times. Prints figures; asserts nothing
+about timing.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -61,6 +65,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
 
+    print(f"load average {_load()} (1, 5, 15 min)")
     articles = corpus_articles(args.corpus)
     chars = sum(len(t) + len(s) for t, s in articles)
     tagger = load_tagger(args.topics)
@@ -80,7 +85,13 @@ def main() -> None:
     print(f"  {with_entities} articles mention at least one entity")
 
     rounds("tokenize only", articles, lambda t, s: (word_tokens(t), word_tokens(s)), args.rounds)
+    rounds("scan only", articles, tagger.document, args.rounds)
     rounds("tag (topics + entities)", articles, tagger.tag, args.rounds)
+    print(f"load average {_load()}")
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Korean character is a token of its own (:func:`.query.word_tokens`). Title and b
 joined by a separator token (FIELD_SEPARATOR), which no phrase matches. ``found`` holds the
 keys of the rules that occur in the document (:mod:`.scan`): most documents are settled by
 it alone. Everything else (the tokens themselves, positions, the vocabulary, original-case
-tokens, character offsets) is built on first use; the scan hands over the tokens it made.
+tokens, character offsets) is built on first use, from the joined tokens where the scan made them.
 """
 
 from __future__ import annotations

@@ -6,9 +6,11 @@ NOT is dropped (a negated part requires nothing), and every word, wildcard, phra
 joined by single spaces (" word ", " stem" for a wildcard, " two words "; :func:`key`). The
 Tagger finds which keys of all its rules occur in a document in one pass (:mod:`.scan`), so
 each test is a set lookup. Words, wildcards, phrases and entities under one OR merge into a
-single :class:`Clause`. A document failing the condition cannot match; only the few that pass
-are evaluated with positions. This is the multi-pattern prefilter that keeps tagging fast when
-most items are about something else.
+single :class:`Clause`; each part of the condition also has a ``quick`` clause, a weaker
+condition of one set test, tried first (a topic's whole condition usually fails on that one
+test). A document failing the condition cannot match; only the few that pass are evaluated
+with positions. This is the multi-pattern prefilter that keeps tagging fast when most items
+are about something else.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Clause:
 
     @property
     def quick(self) -> Clause:
+        """A weaker condition of one set test: the clause itself."""
         return self
 
     @functools.cached_property

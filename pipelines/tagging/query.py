@@ -92,22 +92,22 @@ def latin_document_joined(title: str, body: str) -> str | None:
     text = f"{title}{FIELD_SEPARATOR}{body}"
     if text.count(FIELD_SEPARATOR) != 1:
         return None
-    latin = _latin_text(text, _fields_ascii_table(), _ascii_bytes_table(FIELD_SEPARATOR), long=False)
+    latin = _latin_text(text, _ascii_bytes_table(FIELD_SEPARATOR), long=False)
     return None if latin is None else _single_spaced(f" {latin.replace(FIELD_SEPARATOR, _SPACED_SEPARATOR)} ")
 
 
 def latin_text(text: str) -> str | None:
     """A text without CJK characters, casefolded, with every separator a space (its tokens are what
     ``split()`` gives); None for a text with CJK characters."""
-    return _latin_text(text, _separator_table(), _ascii_bytes_table())
+    return _latin_text(text, _ascii_bytes_table())
 
 
-def _latin_text(text: str, ascii_table: list[str], bytes_table: bytes, long: bool = True) -> str | None:
+def _latin_text(text: str, bytes_table: bytes, long: bool = True) -> str | None:
+    # ASCII is mapped as bytes (a 256-byte table: several times faster than str.translate even on ASCII, which
+    # looks up every distinct character). A text whose few non-ASCII characters are separators (curly quotes,
+    # dashes) or Latin letters gets those replaced or kept one distinct character at a time, then the same.
     if text.isascii():
-        return text.translate(ascii_table).lower()
-    # str.translate is fast only on ASCII text; elsewhere it looks every character up. A text whose few non-ASCII
-    # characters are separators (curly quotes, dashes) or Latin letters gets those replaced or kept one distinct
-    # character at a time, and its ASCII part mapped as bytes.
+        return text.encode().translate(bytes_table).decode()
     nonascii = text.encode("utf-8", "surrogatepass").translate(None, _ASCII_BYTES).decode("utf-8", "surrogatepass")
     if len(nonascii) > _FEW_NONASCII:
         if not long or _CJK_CHAR.search(nonascii):
@@ -123,7 +123,7 @@ def _latin_text(text: str, ascii_table: list[str], bytes_table: bytes, long: boo
         else:
             return None
     if not letters:  # ASCII now
-        return text.translate(ascii_table).lower()
+        return text.encode().translate(bytes_table).decode()
     return text.encode("utf-8", "surrogatepass").translate(bytes_table).decode("utf-8", "surrogatepass").casefold()
 
 
@@ -183,14 +183,6 @@ def _ascii_bytes_table(keep: str = "") -> bytes:
     """A bytes.translate table: ASCII letters lower-cased, other ASCII characters (separators) but ``keep``
     to a space, the bytes of non-ASCII characters kept."""
     return bytes(b if chr(b).isalnum() or chr(b) in keep else 32 for b in range(128)).lower() + bytes(range(128, 256))
-
-
-@functools.cache
-def _fields_ascii_table() -> list[str]:
-    """str.translate table for ASCII text: _separator_table() but FIELD_SEPARATOR kept."""
-    table = _separator_table()[:128]
-    table[ord(FIELD_SEPARATOR)] = FIELD_SEPARATOR
-    return table
 
 
 class QueryError(ValueError):

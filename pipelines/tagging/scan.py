@@ -5,10 +5,10 @@ A key is a term as it shows in a document's tokens joined by single spaces (:fun
 alias and exclude phrase of the rules is one. :meth:`Scanner.scan` reports exactly the keys ``k``
 with ``k in Doc.joined``, and for most documents without making the document's token list:
 
-* A field without CJK characters becomes its joined tokens cheaply (``str.translate`` on ASCII text,
-  see :func:`.query.latin_document_joined`), and those go through one Aho-Corasick automaton
-  (pyahocorasick) holding every key without CJK tokens. It reports overlapping matches, so every
-  key that occurs is found, in one pass.
+* A field without CJK characters becomes its joined tokens cheaply (:func:`.query.latin_document_joined`:
+  ASCII mapped with ``bytes.translate``, a few distinct non-ASCII characters one by one; title and body
+  in one go), and those go through one Aho-Corasick automaton (pyahocorasick) holding every key without
+  CJK tokens. It reports overlapping matches, so every key that occurs is found, in one pass.
 * A field with CJK characters would be costly to tokenize (each character is a token, and
   ``str.translate`` is slow beyond ASCII). One regular expression splits it into Latin tokens and
   runs of CJK characters, separators left out. A key of CJK tokens occurs iff its characters stand
@@ -22,6 +22,7 @@ with ``k in Doc.joined``, and for most documents without making the document's t
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import chain
 from operator import itemgetter
 
 import ahocorasick
@@ -93,7 +94,7 @@ class Scanner:
         """Add the keys found in a field with CJK characters; its joined tokens if they had to be made."""
         latin_cjk = token_runs(text)
         if self._cjk is not None:
-            compact = "".join(map(_second, latin_cjk)).encode(errors="surrogatepass").decode("latin-1")
+            compact = "".join(chain.from_iterable(latin_cjk)).encode(errors="surrogatepass").decode("latin-1")
             found.update(*map(_second, self._cjk.iter(compact)))
         # The Latin tokens, one space between two that follow each other, two where CJK characters stand between
         # (a CJK run gives ""): a key of Latin tokens occurs in the field iff it occurs in this.
