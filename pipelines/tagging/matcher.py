@@ -324,29 +324,23 @@ def _near_pairs(lefts: list[Span], rights: list[Span], n: int, body_start: int) 
                 yield (min(start, b[0]), max(end, b[1]))
 
 
-def _terms(node: Node) -> Iterator[Term]:
+def _nodes(node: Node) -> Iterator[Node]:
+    """Every node of a query tree, depth first."""
+    yield node
     match node:
-        case Term():
-            yield node
         case Title(child) | Not(child):
-            yield from _terms(child)
+            yield from _nodes(child)
         case And(children) | Or(children):
             for child in children:
-                yield from _terms(child)
+                yield from _nodes(child)
         case Near(left, right):
-            yield from _terms(left)
-            yield from _terms(right)
+            yield from _nodes(left)
+            yield from _nodes(right)
+
+
+def _terms(node: Node) -> Iterator[Term]:
+    return (n for n in _nodes(node) if isinstance(n, Term))
 
 
 def _entity_refs(node: Node) -> Iterator[EntityRef]:
-    match node:
-        case EntityRef():
-            yield node
-        case Title(child) | Not(child):
-            yield from _entity_refs(child)
-        case And(children) | Or(children):
-            for child in children:
-                yield from _entity_refs(child)
-        case Near(left, right):
-            yield from _entity_refs(left)
-            yield from _entity_refs(right)
+    return (n for n in _nodes(node) if isinstance(n, EntityRef))
