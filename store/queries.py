@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Select, delete, func, insert, select, update
+from sqlalchemy import Engine, Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -107,6 +107,10 @@ def _save(session: Session, fetch: FeedFetch) -> SaveResult:
 
 
 _ROW = (m.Item.id, m.Item.key, m.Item.guid, m.Item.url, m.Item.title, m.Item.summary, m.Item.published, m.Item.via)
+# Built once, lists bound at run time (an IN of literals costs a coercion per value, each time)
+_BY_KEY = select(*_ROW).where(m.Item.key.in_(bindparam("keys", expanding=True)))
+_BY_GUID = select(*_ROW).where(m.Item.source_id == bindparam("source"),
+                               m.Item.guid.in_(bindparam("guids", expanding=True)))
 
 
 def _save_articles(session: Session, fetch: FeedFetch) -> SaveResult:
@@ -115,10 +119,10 @@ def _save_articles(session: Session, fetch: FeedFetch) -> SaveResult:
     result = SaveResult()
     if not fetch.articles:
         return result
-    by_key = {r.key: r for r in session.execute(select(*_ROW).where(m.Item.key.in_([a.key for a in fetch.articles])))}
+    by_key = {r.key: r for r in session.execute(_BY_KEY, {"keys": [a.key for a in fetch.articles]})}
     guids = _stable_guids(fetch.articles)
     by_guid = {r.guid: r for r in session.execute(
-        select(*_ROW).where(m.Item.source_id == fetch.source_id, m.Item.guid.in_(guids)))} if guids else {}
+        _BY_GUID, {"source": fetch.source_id, "guids": list(guids)})} if guids else {}
     used: set[int] = set()
     new: list[tuple[Article, str | None]] = []
     changed: list[tuple[Any, Article]] = []
@@ -141,7 +145,7 @@ def _save_articles(session: Session, fetch: FeedFetch) -> SaveResult:
     return result
 
 
-def _update_items(session: Session, changed: list[tuple[Any, Article]], now: datetime) -> list[int]:
+def _update_items(session: Session, changed: list[tuple[Any, Article]], now: datetime) -> list[int | None]:
     """Copy changed articles onto their rows (the key too: it differs when the GUID matched and the URL changed)
     and drop their tags and entity links, which ``_insert_links`` writes anew. Updates go first, as the ORM's
     flush did, so a key an updated row gives up is free for a new row."""
@@ -150,23 +154,29 @@ def _update_items(session: Session, changed: list[tuple[Any, Article]], now: dat
     session.execute(update(m.Item), [
         {"id": row.id, "key": a.key, "url": a.url, "title": a.title, "summary": a.summary, "updated": now,
          "published": a.published or row.published, "via": row.via or a.via} for row, a in changed])
-    ids = [row.id for row, _ in changed]
+    ids: list[int | None] = [row.id for row, _ in changed]
     session.execute(delete(m.Tag).where(m.Tag.item_id.in_(ids)))
     session.execute(delete(m.ItemEntity).where(m.ItemEntity.item_id.in_(ids)))
     return ids
 
 
-def _insert_items(session: Session, fetch: FeedFetch, new: list[tuple[Article, str | None]]) -> list[int]:
+def _insert_items(session: Session, fetch: FeedFetch, new: list[tuple[Article, str | None]]) -> list[int | None]:
+    """Insert new articles in one executemany (no RETURNING: SQLite would then insert row by row); the ids are
+    read back only for the articles that have tags or entities to link."""
     if not new:
         return []
-    rows = [{"key": a.key, "source_id": fetch.source_id, "feed_id": fetch.feed_id, "fetched": fetch.fetched,
-             "guid": guid, "url": a.url, "title": a.title, "summary": a.summary, "updated": fetch.fetched,
-             "published": a.published, "via": a.via} for a, guid in new]
     items = m.Item.__table__  # a Core insert: the ORM's bulk path costs more per row than the row itself
-    return list(session.scalars(insert(items).returning(items.c.id, sort_by_parameter_order=True), rows))
+    session.execute(insert(items), [
+        {"key": a.key, "source_id": fetch.source_id, "feed_id": fetch.feed_id, "fetched": fetch.fetched,
+         "guid": guid, "url": a.url, "title": a.title, "summary": a.summary, "updated": fetch.fetched,
+         "published": a.published, "via": a.via} for a, guid in new])
+    linked = [a.key for a, _ in new if a.tags or a.entities]
+    ids = {key: i for key, i in session.execute(
+        select(items.c.key, items.c.id).where(items.c.key.in_(linked)))} if linked else {}
+    return [ids.get(a.key) for a, _ in new]
 
 
-def _insert_links(session: Session, ids: list[int], articles: list[Article]) -> None:
+def _insert_links(session: Session, ids: list[int | None], articles: list[Article]) -> None:
     pairs = list(zip(ids, articles, strict=True))
     tags = [{"item_id": i, "topic_id": t, "evidence": ev} for i, a in pairs for t, ev in a.tags.items()]
     entities = [{"item_id": i, "entity_id": e} for i, a in pairs for e in a.entities]
