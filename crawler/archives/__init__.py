@@ -98,6 +98,23 @@ class Provider(ABC):
                        meta={"unit": unit, **(meta or {})}, dont_filter=True)
 
 
+class DailySearch(Provider):
+    """A search archive asked once per calendar day of the range, about the source's site."""
+
+    def applies(self, source: Source) -> bool:
+        return bool(source.site)
+
+    def discover(self, source: Source, window: Window) -> Iterable[Request | Planned]:
+        days = window.days()
+        yield Planned(len(days))
+        for day in days:
+            yield self.search(source, day)
+
+    @abstractmethod
+    def search(self, source: Source, day: Window) -> Request:
+        """The request for one day's results."""
+
+
 def provider_classes() -> dict[str, type[Provider]]:
     """Every provider by name, in the order they run."""
     from crawler.archives.gdelt import Gdelt

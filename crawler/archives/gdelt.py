@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from scrapy import Request
 from scrapy.http import Response
 
-from crawler.archives import Found, Planned, Provider, Window, search_query, utc_stamp
+from crawler.archives import DailySearch, Found, Planned, Window, search_query, utc_stamp
 from crawler.sources import Source
 
 logger = logging.getLogger(__name__)
@@ -27,19 +27,10 @@ MAX_RECORDS = 250
 SMALLEST = timedelta(hours=1)
 
 
-class Gdelt(Provider):
+class Gdelt(DailySearch):
     name = "gdelt"
 
-    def applies(self, source: Source) -> bool:
-        return bool(source.site)
-
-    def discover(self, source: Source, window: Window) -> Iterable[Request | Planned]:
-        days = window.days()
-        yield Planned(len(days))
-        for day in days:
-            yield self._query(source, day)
-
-    def _query(self, source: Source, window: Window) -> Request:
+    def search(self, source: Source, window: Window) -> Request:
         terms = search_query([t for t in self.options.terms if len(t) >= 3])  # GDELT refuses shorter keywords
         domain = (source.site or "").removeprefix("www.")
         query = urlencode({"query": f"{terms} domainis:{domain}".strip(), "mode": "ArtList", "format": "json",
@@ -57,8 +48,8 @@ class Gdelt(Provider):
         if len(articles) >= MAX_RECORDS and window.end - window.start > SMALLEST:
             middle = window.start + (window.end - window.start) / 2
             yield Planned(2)
-            yield self._query(source, Window(window.start, middle))
-            yield self._query(source, Window(middle, window.end))
+            yield self.search(source, Window(window.start, middle))
+            yield self.search(source, Window(middle, window.end))
         entries = [_entry(a) for a in articles if isinstance(a, dict) and a.get("url")]
         if entries:
             yield Found(entries, where=response.url)

@@ -15,7 +15,7 @@ import binascii
 import html
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -23,7 +23,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 from scrapy import Request
 from scrapy.http import Response, TextResponse
 
-from crawler.archives import Found, Planned, Provider, Window, search_query
+from crawler.archives import DailySearch, Found, Window, search_query
 from crawler.feedparse import parse_feed
 from crawler.sources import Source
 
@@ -37,17 +37,11 @@ _PUBLISHER = re.compile(r"<font[^>]*>([^<]+)</font>\s*$", re.IGNORECASE)
 _PAGE_URL = re.compile(r'data-n-au="([^"]+)"|http-equiv="refresh"[^>]*url=([^"\'>\s]+)', re.IGNORECASE)
 
 
-class GoogleNews(Provider):
+class GoogleNews(DailySearch):
     name = "gnews"
 
-    def applies(self, source: Source) -> bool:
-        return bool(source.site)
-
-    def discover(self, source: Source, window: Window) -> Iterable[Request | Planned]:
-        days = window.days()
-        yield Planned(len(days))
-        for day in days:
-            yield self.request(self.search_url(source, day), self.searched, source=source, unit=True)
+    def search(self, source: Source, day: Window) -> Request:
+        return self.request(self.search_url(source, day), self.searched, source=source, unit=True)
 
     def search_url(self, source: Source, day: Window) -> str:
         first = day.start.date()
