@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 import digest
 from crawler.settings import crawl_settings
 from crawler.sources import Source
+from crawler.spiders.articles import ArticlesSpider
 from crawler.spiders.feeds import FeedsSpider
 from store.db import open_database
 from store.queries import feeds_to_poll, utcnow
@@ -70,6 +71,24 @@ class Daemon:
             logger.exception("poll of %d feeds failed; the feeds stay due and the next look tries again", len(feeds))
             return
         log_cycle(crawler.stats.get_stats() if crawler.stats else {}, len(feeds), time.monotonic() - started)
+        await self.fetch_texts()
+
+    async def fetch_texts(self) -> None:
+        """Fetch and extract the new articles of the fulltext sources (after a poll: it stored them)."""
+        fulltext = [s for s in self.sources if s.fulltext]
+        if not fulltext or self.stopping.is_set():
+            return
+        crawler = self.runner.create_crawler(ArticlesSpider)
+        self.polling = self.runner.crawl(crawler, sources=fulltext)
+        try:
+            await asyncio.shield(self.polling)
+        except Exception:
+            logger.exception("fetching article texts failed; the items stay pending and the next poll tries again")
+            return
+        stats = crawler.stats.get_stats() if crawler.stats else {}
+        if stats.get("talentwatch/text/pending"):
+            logger.info("texts: %s", ", ".join(f"{k.rsplit('/', 1)[1]} {v}" for k, v in sorted(stats.items())
+                                               if k.startswith("talentwatch/text/")))
 
     def _due_feeds(self) -> list[Any]:
         with Session(self.engine) as session:

@@ -27,6 +27,8 @@ setup(
         "apscheduler>=3.10,<4",
         "jinja2>=3.1",
         "pyahocorasick>=2.0",  # pipelines/tagging/scan.py: one pass finds every rule term in a document
+        "trafilatura>=2,<3",  # pipelines/extract.py: article text and metadata (fulltext)
+        "lxml_html_clean",  # trafilatura with lxml >= 5.2 needs it
     ],
     extras_require={"test": ["pytest>=8", "pytest-timeout", "ruff", "hypothesis", "aiosmtpd>=1.4"]},
     entry_points={"console_scripts": ["talentwatch=talentwatch.cli:main"]},

@@ -62,3 +62,23 @@ class FeedState:
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None
+
+
+@dataclass
+class ArticleText:
+    """One stored item of a fulltext source on its way through the extract stage (the articles spider).
+
+    ``article`` carries the item as stored (title, summary, date); the extract stage fills in its ``text`` and
+    ``text_status`` (ok, paywalled, blocked, failed, skipped), the tag stage its tags when the text is new, and the
+    store writes it back onto the item's row. ``html`` is the fetched page, dropped once extracted."""
+
+    item_id: int
+    source_id: str
+    article: Article
+    page_url: str | None = None  # the URL the page came from, after redirects
+    html: str | None = field(default=None, repr=False)
+    reason: str = ""  # why the status is not ok
+    author: str | None = None
+    language: str | None = None
+    dated_by_page: bool = False  # the feed gave no date: the one in ``article.published`` came from the page
+    tagged: bool = False  # tags and entities were computed again, with the text

@@ -12,9 +12,10 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from sqlalchemy import Engine
 
-from crawler.items import FeedFetch
+from crawler.items import ArticleText, FeedFetch
 from store.db import open_database
 from store.queries import SaveResult, save_fetches
+from store.texts import save_text
 
 MAX_BATCH = 64  # fetches in one transaction at most
 
@@ -92,3 +93,42 @@ class StorePipeline:
         self.stats.inc_value("talentwatch/items_tagged", result.tagged)
         for what, n in (("new", result.new), ("updated", result.updated)):  # per provider and source (recrawl)
             self.stats.inc_value(f"talentwatch/{item.via}/{item.source_id}/items_{what}", n)
+
+
+class TextStorePipeline:
+    """Writes each page's outcome (``ArticleText``) onto its item, one transaction each, in one worker thread;
+    counts ``talentwatch/text/<status>``."""
+
+    def __init__(self, crawler: Crawler, url: str) -> None:
+        self.stats, self.url = crawler.stats, url
+        self.engine: Engine | None = None
+        self.executor: ThreadPoolExecutor | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> TextStorePipeline:
+        url = crawler.settings.get("TALENTWATCH_DATABASE_URL")
+        if not url:
+            raise NotConfigured("TALENTWATCH_DATABASE_URL is not set")
+        return cls(crawler, url)
+
+    def open_spider(self) -> None:
+        self.engine = open_database(self.url)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="talentwatch-texts")
+
+    def close_spider(self) -> None:
+        if self.executor:
+            self.executor.shutdown(wait=True)
+        if self.engine:
+            self.engine.dispose()
+
+    async def process_item(self, item: Any) -> Any:
+        if not isinstance(item, ArticleText):
+            return item
+        try:
+            tagged = await asyncio.get_running_loop().run_in_executor(self.executor, save_text, self.engine, item)
+        except Exception:
+            self.stats.inc_value("talentwatch/text/store_errors")  # Scrapy logs the error; the item is not passed on
+            raise
+        self.stats.inc_value(f"talentwatch/text/{item.article.text_status}")
+        self.stats.inc_value("talentwatch/text/tagged", int(item.tagged and tagged))
+        return item

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from crawler.items import Article, FeedFetch
+from crawler.items import Article, ArticleText, FeedFetch
 from pipelines.tagging import Tagger
 from pipelines.tagging.rules import load_tagger
 
@@ -38,4 +38,7 @@ class TagPipeline:
                 if not item.tagged:
                     tag_article(self.tagger, article)
                 self.stats.inc_value("talentwatch/articles_tagged", bool(article.tags))
+        elif isinstance(item, ArticleText) and item.article.text_status == "ok":  # a new text: tag it again
+            tag_article(self.tagger, item.article)
+            item.tagged = True
         return item

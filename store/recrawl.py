@@ -85,6 +85,12 @@ def retag(tagger: Tagger, item: m.Item) -> bool:
     article = Article(key=item.key, url=item.url, guid=item.guid, title=item.title, summary=item.summary,
                       published=item.published, text=item.text)
     tag_article(tagger, article)
+    return apply_tags(item, article)
+
+
+def apply_tags(item: m.Item, article: Article) -> bool:
+    """Make the item's tags, evidence and entity links those of the tagged ``article``, changing only those that
+    differ; returns whether any did."""
     changed = False
     for tag in list(item.tags):
         if tag.topic_id not in article.tags:

@@ -188,7 +188,7 @@ def cmd_crawl(config: Config, args: argparse.Namespace) -> int:
     with Session(engine) as session:
         feeds = feeds_to_poll(session, sources)
     started = utcnow()
-    stats = crawl_once(crawl_settings(config), feeds)
+    stats = crawl_once(crawl_settings(config), feeds, [s for s in sources if s.fulltext])
     return _crawl_summary(engine, stats, len(feeds), started)
 
 
@@ -208,10 +208,19 @@ def _crawl_summary(engine: Engine, stats: dict[str, Any], polled: int, started: 
         f"{n('items_tagged')} tagged.", highlight=False)
     for url, error in failed:
         console.print(f"  [yellow]failed[/] {url}: {error}", highlight=False)
+    if texts := _text_counts(stats):
+        console.print(f"Texts: {texts}.", highlight=False)
     if n("store_errors") or unrecorded:
         console.print(f"[red]{n('store_errors') or unrecorded} feed results could not be stored[/]")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _text_counts(stats: dict[str, Any]) -> str:
+    """"3 ok, 1 paywalled" from the articles spider's ``talentwatch/text/<status>`` counters ("" when none)."""
+    statuses = ("ok", "paywalled", "blocked", "failed", "skipped")
+    counts = {s: int(stats.get(f"talentwatch/text/{s}", 0)) for s in statuses}
+    return ", ".join(f"{n} {s}" for s, n in counts.items() if n)
 
 
 def cmd_recrawl(config: Config, args: argparse.Namespace) -> int:
@@ -233,6 +242,7 @@ def cmd_recrawl(config: Config, args: argparse.Namespace) -> int:
             print(f"talentwatch: --archive {p.name} does not apply to {', '.join(skipped)}", file=sys.stderr)
     rows: dict[tuple[str, str], Any] = {}
     stats: dict[str, Any] = {}
+    texts: dict[str, Any] = {}
     with _RecrawlProgress() as progress:
         with Session(engine) as session:
             ids = items_in_range(session, [s.id for s in sources], window.start, window.end)
@@ -243,12 +253,12 @@ def cmd_recrawl(config: Config, args: argparse.Namespace) -> int:
                                                                      progress.done).items()})
         except KeyboardInterrupt:
             return _recrawl_report(args.format, window, rows, interrupted=True)
-        if providers:
-            from crawler.spiders.archive import archive_settings, run_backfill
-
-            stats = run_backfill(archive_settings(config), sources, window, providers, progress)
+        if providers or any(s.fulltext for s in sources):
+            stats, texts = _recrawl_crawls(config, sources, window, providers, progress)
             rows.update(_archive_rows(stats))
-    interrupted = stats.get("finish_reason") not in (None, "finished")
+    interrupted = any(s.get("finish_reason") not in (None, "finished") for s in (stats, texts))
+    if text_counts := _text_counts(texts):
+        print(f"talentwatch: texts of the range's items: {text_counts}", file=sys.stderr)
     if not interrupted:
         recluster(engine, [s.id for s in sources], window.start, window.end)
     code = _recrawl_report(args.format, window, rows, interrupted)
@@ -256,6 +266,24 @@ def cmd_recrawl(config: Config, args: argparse.Namespace) -> int:
         print(f"talentwatch: {stats['talentwatch/store_errors']} batches could not be stored", file=sys.stderr)
         return EXIT_FAILED
     return code
+
+
+def _recrawl_crawls(config: Config, sources: Sequence[Any], window: Any, providers: Sequence[Any],
+                    progress: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Backfill the range from the archives, then fetch the texts its items of fulltext sources lack, one crawl
+    after the other in this process; returns the stats of each (empty for one that did not run)."""
+    from crawler.runner import run_crawls
+    from crawler.spiders.archive import ArchiveSpider, archive_settings
+    from crawler.spiders.articles import ArticlesSpider
+
+    crawls: list[tuple[Any, dict[str, Any]]] = []
+    if providers:
+        crawls.append((ArchiveSpider, {"sources": sources, "window": window, "providers": providers,
+                                       "progress": progress}))
+    if any(s.fulltext for s in sources):
+        crawls.append((ArticlesSpider, {"sources": sources, "window": window, "progress": progress}))
+    stats = run_crawls(archive_settings(config), crawls)
+    return (stats[0] if providers else {}), (stats[-1] if crawls[-1][0] is ArticlesSpider else {})
 
 
 def _recrawl_window(start: datetime, end: datetime, now: datetime) -> Any:
