@@ -24,8 +24,11 @@ def parse_feed(body: bytes, headers: dict[str, str]) -> ParsedFeed:
 
 def parse_with_feedparser(body: bytes, headers: dict[str, str]) -> ParsedFeed:
     """feedparser's reading of the document: the reference the fast path is held to, and the fallback."""
-    parsed = feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=False,
-                              resolve_relative_uris=False)
+    try:
+        parsed = feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=False,
+                                  resolve_relative_uris=False)
+    except Exception as e:  # feedparser's own bugs, e.g. UnicodeEncodeError on "&#xD800;" in its loose parser
+        return ParsedFeed(error=f"not a feed: feedparser failed: {type(e).__name__}: {e}")
     problem = None
     if parsed.get("bozo"):
         exc = parsed.get("bozo_exception")

@@ -45,6 +45,7 @@ class FeedFetch:
     last_modified: str | None = None
     body_hash: str | None = None
     server_delay: float | None = None  # seconds the server asked us to wait (ttl, max-age, Retry-After)
+    moved_to: str | None = None  # the feed's new URL, after permanent redirects (301, 308) only
     via: str = "feed"  # how the entries were found: the feed, or an archive provider (wayback, gnews, ...)
     tagged: bool = False  # the articles were tagged where they were parsed (a parse worker): the tag stage skips them
     entries: list[dict[str, Any]] = field(default_factory=list, repr=False)
@@ -62,6 +63,7 @@ class FeedState:
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None
+    fetch_url: str | None = None  # where the feed moved (permanent redirect): polled instead of ``url``
 
 
 @dataclass

@@ -31,6 +31,7 @@ _SIMPLE_URL = re.compile(
     r"(?P<scheme>https?)://(?P<host>(?!xn--)[a-z0-9][a-z0-9-]{0,62}(?:\.(?!xn--)[a-z0-9][a-z0-9-]{0,62})*)"
     r"(?::(?P<port>[0-9]{1,5}))?(?P<path>/[A-Za-z0-9._~!$&'()*+,=:@/-]*)?(?:#.*)?", re.IGNORECASE | re.DOTALL)
 _BLOCK_TAGS = ("p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote", "section")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]{2,}|[\t\r\f\v\u00a0]")  # runs of spaces other than a lone " "
 
 
@@ -84,14 +85,20 @@ def identity_key(url: str | None, guid: str | None, title: str, summary: str) ->
     return hashlib.sha1(basis.encode("utf-8")).hexdigest()
 
 
+def _storable(text: str) -> str:
+    """Without NUL (PostgreSQL refuses it in text) and lone surrogates (not UTF-8): a feed's ``&#0;`` or
+    ``&#xD800;`` as the loose parser reads it."""
+    return _UNSTORABLE.sub("", text) if _UNSTORABLE.search(text) else text
+
+
 def article_from_entry(entry: dict[str, Any]) -> Article | None:
     """An Article from a parser entry, or None when the entry has nothing to identify or show."""
-    title = html_to_text(entry.get("title") or "")
-    summary = html_to_text(entry.get("summary") or entry.get("content") or "")
-    link = (entry.get("link") or "").strip()
+    title = html_to_text(_storable(entry.get("title") or ""))
+    summary = html_to_text(_storable(entry.get("summary") or entry.get("content") or ""))
+    link = _storable(entry.get("link") or "").strip()
     web = link[:8].lower().startswith(("http://", "https://")) or urlsplit(link).scheme in ("http", "https")
     url = canonical_url(link) if web else None
-    guid = (entry.get("guid") or "").strip() or None
+    guid = _storable(entry.get("guid") or "").strip() or None
     if not (url or guid or title or summary):
         return None
     return Article(key=identity_key(url, guid, title, summary), url=url, guid=guid, title=title,

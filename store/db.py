@@ -34,7 +34,8 @@ def make_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30})
+    busy = {} if "timeout" in parsed.query else {"timeout": 30}  # seconds to wait on a lock; ?timeout= in the URL
+    engine = create_engine(url, connect_args=busy)
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 

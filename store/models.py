@@ -77,7 +77,8 @@ class Feed(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     failures: Mapped[int] = mapped_column(default=0)
     next_due: Mapped[datetime | None] = mapped_column(index=True)
-    disabled: Mapped[bool] = mapped_column(default=False)
+    disabled: Mapped[bool] = mapped_column(default=False)  # set on 410 Gone; a changed URL is a new, enabled row
+    fetch_url: Mapped[str | None] = mapped_column(Text)  # where a permanent redirect (301, 308) moved the feed
     source: Mapped[Source] = relationship(back_populates="feeds")
 
 

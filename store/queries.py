@@ -4,13 +4,12 @@ except ``save_fetch``, which is one transaction of its own."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, Select, bindparam, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from crawler.due import next_due
@@ -51,7 +50,7 @@ def feeds_to_poll(session: Session, sources: Sequence[Source], now: datetime | N
     if now is not None:
         query = query.where((m.Feed.next_due.is_(None)) | (m.Feed.next_due <= now))
     return [
-        FeedState(f.id, f.source_id, f.url, intervals[f.source_id], f.etag, f.last_modified, f.body_hash)
+        FeedState(f.id, f.source_id, f.url, intervals[f.source_id], f.etag, f.last_modified, f.body_hash, f.fetch_url)
         for f in session.scalars(query.order_by(m.Feed.next_due.nulls_first(), m.Feed.id))
     ]
 
@@ -82,13 +81,20 @@ def save_fetch(engine: Engine, fetch: FeedFetch) -> SaveResult:
 def save_fetches(engine: Engine, fetches: Sequence[FeedFetch]) -> list[SaveResult | Exception]:
     """Store several fetches in one transaction, each as ``save_fetch`` would, one after the other, then give
     their new items stories together (``assign_new`` takes a batch in publication order); when that transaction
-    fails, store each in its own (``save_fetch``), so that one bad fetch fails alone. Each fetch's articles and
-    feed state are always committed together."""
-    with suppress(Exception), Session(engine) as session, session.begin():  # a failure: each fetch again, alone
-        results = [_save_articles(session, fetch) for fetch in fetches]
-        assign_new(session, [a.key for fetch in fetches for a in fetch.articles])  # stories: store/stories.py
-        _record_fetches(session, fetches)
-        return results
+    fails, store each in its own (``save_fetch``), so that one bad fetch fails alone, unless the database itself
+    refused (locked, read-only: each would wait and fail the same; all fail with that error). Each fetch's
+    articles and feed state are always committed together."""
+    try:
+        with Session(engine) as session, session.begin():
+            results = [_save_articles(session, fetch) for fetch in fetches]
+            assign_new(session, [a.key for fetch in fetches for a in fetch.articles])  # stories: store/stories.py
+            _record_fetches(session, fetches)
+            return results
+    except OperationalError as e:  # the database refuses writes (locked, read-only, full): so would it each fetch's
+        if not e.connection_invalidated:  # ... unless the connection was lost (a fresh one may do)
+            return [e] * len(fetches)
+    except Exception:  # a bad fetch, maybe: each fetch again, alone
+        pass
     return [_attempt(engine, fetch) for fetch in fetches]
 
 
@@ -207,8 +213,8 @@ def _record_fetches(session: Session, fetches: Sequence[FeedFetch]) -> None:
     if not ids:
         return
     feeds = {r.id: r._asdict() for r in session.execute(
-        select(m.Feed.id, m.Feed.failures, m.Feed.last_success, m.Feed.etag, m.Feed.last_modified, m.Feed.body_hash)
-        .where(m.Feed.id.in_(ids)))}
+        select(m.Feed.id, m.Feed.failures, m.Feed.last_success, m.Feed.etag, m.Feed.last_modified, m.Feed.body_hash,
+               m.Feed.fetch_url, m.Feed.disabled).where(m.Feed.id.in_(ids)))}
     rows = []
     for fetch in fetches:
         feed = feeds.get(fetch.feed_id)  # type: ignore[arg-type]
@@ -221,6 +227,10 @@ def _record_fetches(session: Session, fetches: Sequence[FeedFetch]) -> None:
             feed.update(failures=0, last_error=None, last_success=fetch.fetched,
                         etag=fetch.etag or feed["etag"], last_modified=fetch.last_modified or feed["last_modified"],
                         body_hash=fetch.body_hash or feed["body_hash"])
+        if fetch.moved_to:
+            feed["fetch_url"] = fetch.moved_to
+        if fetch.status == 410:
+            feed["disabled"] = True
         feed["next_due"] = next_due(fetch.fetched, fetch.interval, feed["failures"], fetch.server_delay)
         rows.append(dict(feed))
     if rows:

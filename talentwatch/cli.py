@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from store.db import DatabaseOutdated
@@ -38,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, UsageError, DatabaseOutdated, AlreadyRunning) as e:
         print(f"talentwatch: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except OperationalError as e:  # the database is unreachable, locked or refuses writes: one line, no traceback
+        print(f"talentwatch: database error: {str(e.orig or e).strip().splitlines()[0]}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -448,18 +452,26 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
 
     engine = _open_synced(config, _load_sources(config))
     with Session(engine) as session:
-        records = [status_record(f, n) for f, n in feed_status(session, utcnow())]
+        feeds = feed_status(session, utcnow())
+        records = [status_record(f, n) for f, n in feeds]
     if args.format == "json":
         for r in records:
             sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")
         return EXIT_OK
     table = Table("source", "feed", "last fetch", "last success", "fail", "next due", "week", "last error")
-    for r in records:
+    for r, (feed, _) in zip(records, feeds, strict=True):
         table.add_row(r["source"], r["feed_url"], _short(r["last_fetch"]), _short(r["last_success"]),
                       str(r["failures"]), _short(r["next_due"]), str(r["items_week"]),
-                      "disabled" if r["disabled"] else r["last_error"] or "")
+                      _status_note(r, feed.fetch_url))
     console.print(table)
     return EXIT_OK
+
+
+def _status_note(r: dict[str, Any], moved_to: str | None) -> str:
+    """The last column of `status`: disabled (410), the last error, where the feed moved (301, 308)."""
+    notes = [f"disabled: {r['last_error']}" if r["disabled"] else r["last_error"] or "",
+             f"moved to {moved_to}" if moved_to else ""]
+    return "; ".join(n for n in notes if n)
 
 
 def _short(iso: str | None) -> str:

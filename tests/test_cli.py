@@ -119,3 +119,9 @@ def test_crawl_into_postgresql(pg_home: Home, feed_server: FeedServer) -> None:
     again = pg_home.run("crawl")
     assert again.code == 0 and "0 parsed" in again.out
     assert pg_home.sql("select count(*) from items") == [(3,)]
+
+
+def test_unreachable_database_is_one_line_and_exit_1(home: Home) -> None:
+    result = home.run("status", env={"TALENTWATCH_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none"})
+    assert result.code == 1
+    assert "database error" in result.err and "Traceback" not in result.err

@@ -170,3 +170,72 @@ def test_bad_smtp_url_is_a_config_error_naming_the_key(home: Home) -> None:
     home.write_config(extra='\n[smtp]\nurl = "mail.example.org"\n[digest]\nto = ["a@example.org"]\n')
     result = home.run("digest", "--week", "2026-W48", "--send")
     assert result.code == 2 and "[smtp] url" in result.err and str(home.config) in result.err
+
+
+# Script, event handlers, javascript:/data: URLs and CSS expressions, as a feed carries them: raw HTML in CDATA
+# (the pipeline makes text of it), escaped once (the same) and escaped twice (the text itself is markup, which the
+# digest must show as text). Each must come out of the digest inert: no element, attribute or URL that runs anything.
+XSS_VECTORS = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "<svg onload=alert(1)><animate onbegin=alert(1) attributeName=x></svg>",
+    '<a href="javascript:alert(1)">click</a> <a href=" JaVa&#x09;ScRiPt:alert(1)">tab</a>',
+    '<a href="data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==">data</a>',
+    '<div style="width: expression(alert(1)); background:url(javascript:alert(1))">css</div>',
+    "<style>body{background:url('javascript:alert(1)')} *{x:expression(alert(1))}</style>",
+    "<iframe src=javascript:alert(1)></iframe><object data=javascript:alert(1)></object><embed src=x.swf>",
+    '"><script>alert(1)</script><input autofocus onfocus=alert(1)>',
+    '<meta http-equiv="refresh" content="0;url=javascript:alert(1)"><base href="javascript:alert(1)//">',
+    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
+    "<form action=javascript:alert(1)><button>go</button></form><body onload=alert(1)>",
+]
+XSS_LINKS = ["javascript:alert(1)", "JaVaScRiPt:alert(document.cookie)", "vbscript:msgbox(1)",
+             "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==", " javascript:alert(1)"]
+
+
+def _xss_feed() -> bytes:
+    from xml.sax.saxutils import escape
+
+    items = []
+    for n, vector in enumerate(XSS_VECTORS):
+        for how, text in (("raw", f"<![CDATA[{vector}]]>"), ("escaped", escape(vector)),
+                          ("double", escape(escape(vector)))):
+            link = XSS_LINKS[n % len(XSS_LINKS)] if how == "raw" else f"https://evil.example.com/{n}/{how}"
+            words = " ".join(f"{how}{n}w{i}" for i in range(12))  # unique words: one story per item
+            items.append(f"<item><title>Export controls {words} {text}</title><link>{escape(link)}</link>"
+                         f"<guid>xss-{n}-{how}</guid><description>Export controls {words} {text}</description>"
+                         f"<pubDate>Mon, 23 Nov 2026 {n % 24:02d}:00:00 +0000</pubDate></item>")
+    return (f"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>x</title>{''.join(items)}"
+            f"</channel></rss>").encode()
+
+
+def test_script_handlers_javascript_urls_and_css_expressions_render_inert(home: Home, feed_server: FeedServer) -> None:
+    import lxml.html
+
+    feed_server.put("/xss.xml", _xss_feed())
+    home.write_config([("evil", [feed_server.url("/xss.xml")])], topics=(
+        '[[topic]]\nid = "export-controls"\nname = "Export controls"\nquery = \'"export controls"\'\n'))
+    assert home.run("crawl").code == 0
+    assert home.sql("select count(*) from items") == [(3 * len(XSS_VECTORS),)]
+    page = home.path / "digest.html"
+    assert home.run("digest", "--week", "2026-W48", "--preview", str(page)).code == 0
+    html = page.read_text()
+    assert all(f"{how}{n}w0" in html for n in range(len(XSS_VECTORS)) for how in ("raw", "escaped", "double"))
+    root = lxml.html.document_fromstring(html)
+    bad_tags = {"script", "iframe", "object", "embed", "svg", "math", "form", "input", "button", "base", "link",
+                "animate", "img", "frame", "frameset", "applet"}
+    found = [el.tag for el in root.iter() if isinstance(el.tag, str) and el.tag in bad_tags]
+    assert not found
+    assert not root.xpath("//meta[@http-equiv]")
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        for name, value in el.attrib.items():
+            assert not name.lower().startswith("on"), (el.tag, name, value)
+            if name.lower() in ("href", "src", "action", "data", "formaction", "xlink:href", "background"):
+                assert value.startswith(("https://", "http://", "#", "mailto:")), (el.tag, name, value)
+            if name.lower() == "style":
+                assert not re.search(r"expression|javascript|url\(|@import|behavior", value, re.I), value
+    for style in root.iter("style"):  # the digest's own stylesheet only
+        assert not re.search(r"expression|javascript|url\(|@import", style.text_content(), re.I)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # the double-escaped ones: shown as text

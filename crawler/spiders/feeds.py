@@ -8,11 +8,19 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 from typing import Any
 
 from scrapy import Request, Spider
 from scrapy.crawler import Crawler
+from scrapy.exceptions import (
+    DownloadCancelledError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+)
 from scrapy.http import Response
+from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from crawler.items import FeedFetch, FeedState
@@ -42,18 +50,19 @@ class FeedsSpider(Spider):
     async def start(self) -> AsyncIterator[Request]:
         for feed in self.feeds:
             yield Request(
-                feed.url, callback=self.parse_feed, errback=self.fetch_failed, cb_kwargs={"feed": feed},
-                headers=_conditional_headers(feed), dont_filter=True,
+                feed.fetch_url or feed.url, callback=self.parse_feed, errback=self.fetch_failed,
+                cb_kwargs={"feed": feed}, headers=_conditional_headers(feed), dont_filter=True,
                 meta={"handle_httpstatus_list": ERROR_STATUSES, "dont_retry": True},
             )
 
     async def parse_feed(self, response: Response, feed: FeedState) -> AsyncIterator[FeedFetch]:
         fetch = _fetch(feed, response.status)
         fetch.server_delay = _server_delay(response)
+        fetch.moved_to = _moved_to(response)
         if response.status == 304:
             fetch.not_modified = True
         elif response.status >= 400:
-            fetch.error = f"HTTP {response.status}"
+            fetch.error = _http_error(response.status)
         else:
             await self._read_body(response, feed, fetch)
         self._log_outcome(fetch)
@@ -66,7 +75,12 @@ class FeedsSpider(Spider):
         if fetch.body_hash == feed.body_hash:
             fetch.not_modified = True
             return
-        parsed = await self.parser.parse(response.body, _parser_headers(response))
+        try:
+            parsed = await self.parser.parse(response.body, _parser_headers(response))
+        except Exception as e:  # a bug in a parse stage: recorded on the feed, the crawl goes on
+            logger.exception("%s: parsing failed", feed.url)
+            fetch.error = f"parsing failed: {type(e).__name__}: {e}"
+            return
         if parsed.feed.error:
             fetch.error = parsed.feed.error
             return
@@ -81,18 +95,46 @@ class FeedsSpider(Spider):
 
     def fetch_failed(self, failure: Failure) -> FeedFetch:
         request = failure.request  # type: ignore[attr-defined]
-        fetch = _fetch(request.cb_kwargs["feed"], None)
-        fetch.error = _describe(failure)
+        response = getattr(failure.value, "response", None)  # HttpError: an answer Scrapy would not pass on
+        fetch = _fetch(request.cb_kwargs["feed"], response.status if response is not None else None)
+        fetch.error = self._describe(failure)
         self._log_outcome(fetch)
         return fetch
 
+    def _describe(self, failure: Failure) -> str:
+        """The failure in words a reader of `status` can act on, after the exception's name."""
+        exc, settings = failure.value, self.crawler.settings
+        request = failure.request  # type: ignore[attr-defined]
+        limit = f"{request.meta.get('download_maxsize', settings.getint('DOWNLOAD_MAXSIZE')) / 2**20:g} MB"
+        name = type(exc).__name__
+        if isinstance(exc, DownloadTimeoutError | TimeoutError):
+            timeout = request.meta.get("download_timeout", settings.getfloat("DOWNLOAD_TIMEOUT"))
+            return f"{name}: timed out after {timeout:g} s without a complete answer"
+        if isinstance(exc, DownloadCancelledError) and self.crawler.crawling:  # else: the crawl is stopping
+            return f"{name}: body larger than the {limit} limit, download cancelled"
+        if isinstance(exc, IgnoreRequest) and "during decompression" in str(exc):
+            return f"{name}: decompressed body larger than the {limit} limit (a compression bomb?)"
+        if isinstance(exc, IgnoreRequest) and "max redirections" in str(exc):
+            return f"{name}: redirect loop, more than {settings.getint('REDIRECT_MAX_TIMES')} redirects"
+        if isinstance(exc, HttpError) and 300 <= exc.response.status < 400:  # the redirect middleware declined it
+            location = _header(exc.response, "Location") or ""
+            return f"HTTP {exc.response.status}: redirect to a non-HTTP URL refused: {location[:200]}"
+        if isinstance(exc, ResponseDataLossError):
+            return f"{name}: connection closed before the whole body arrived (shorter than its Content-Length)"
+        return _describe(failure)
+
     def _log_outcome(self, fetch: FeedFetch) -> None:
+        if fetch.moved_to:
+            self.crawler.stats.inc_value("talentwatch/feeds_moved")
+            logger.info("%s: moved permanently to %s", fetch.url, fetch.moved_to)
+        if fetch.status == 410:
+            self.crawler.stats.inc_value("talentwatch/feeds_gone")
         if fetch.error:
             logger.warning("%s: %s", fetch.url, fetch.error)
 
 
 def _fetch(feed: FeedState, status: int | None) -> FeedFetch:
-    return FeedFetch(feed_id=feed.feed_id, source_id=feed.source_id, url=feed.url,
+    return FeedFetch(feed_id=feed.feed_id, source_id=feed.source_id, url=feed.fetch_url or feed.url,
                      fetched=datetime.now(UTC), interval=feed.interval, status=status)
 
 
@@ -103,6 +145,24 @@ def _conditional_headers(feed: FeedState) -> dict[str, str]:
     if feed.last_modified:
         headers["If-Modified-Since"] = feed.last_modified
     return headers
+
+
+def _moved_to(response: Response) -> str | None:
+    """The feed's new URL when every redirect on the way was permanent (301, 308); else None."""
+    reasons = response.meta.get("redirect_reasons") or []
+    if reasons and all(r in (301, 308) for r in reasons):
+        return response.url
+    return None
+
+
+def _http_error(status: int) -> str:
+    try:
+        error = f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        error = f"HTTP {status}"
+    if status == 410:
+        error += ": feed disabled, not polled again (give it a new URL in sources.toml to poll it)"
+    return error
 
 
 def _header(response: Response, name: str) -> str | None:

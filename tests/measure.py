@@ -1,0 +1,90 @@
+"""Run the CLI in a subprocess and measure it: wall time, the process's exact peak RSS (from wait4), and the peak
+RSS of its whole process tree (parse workers included), sampled every 50 ms from /proc."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from conftest import Home
+
+
+@dataclass
+class Measured:
+    code: int
+    out: str
+    err: str
+    seconds: float
+    rss_mb: float  # the CLI process, exact
+    tree_mb: float  # the CLI and its descendants together, sampled
+
+
+def run_measured(home: Home, *args: str, timeout: float = 300) -> Measured:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALENTWATCH_")}
+    env["TALENTWATCH_HOME"] = str(home.path)
+    out, err = home.path / "stdout.txt", home.path / "stderr.txt"
+    started = time.monotonic()
+    with out.open("wb") as o, err.open("wb") as e:
+        proc = subprocess.Popen([sys.executable, "-m", "talentwatch.cli", "--config", str(home.config), *args],
+                                stdout=o, stderr=e, env=env, cwd=home.path)
+    sampler = _TreeSampler(proc.pid)
+    sampler.start()
+    deadline = threading.Timer(timeout, proc.kill)
+    deadline.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        deadline.cancel()
+        sampler.done.set()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.monotonic() - started
+    sampler.join()
+    rss = usage.ru_maxrss / 1024  # KiB on Linux
+    return Measured(proc.returncode, out.read_text(errors="replace"), err.read_text(errors="replace"), seconds,
+                    rss, max(rss, sampler.peak_kb / 1024))
+
+
+class _TreeSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak_kb, self.done = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.05):
+            self.peak_kb = max(self.peak_kb, sum(_rss_kb(p) for p in _tree(self.pid)))
+
+    @staticmethod
+    def children() -> dict[int, list[int]]:
+        kids: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                kids.setdefault(ppid, []).append(int(entry.name))
+        return kids
+
+
+def _tree(pid: int) -> list[int]:
+    kids, todo, found = _TreeSampler.children(), [pid], []
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(kids.get(p, []))
+    return found
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
