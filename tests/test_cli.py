@@ -122,6 +122,7 @@ def test_crawl_into_postgresql(pg_home: Home, feed_server: FeedServer) -> None:
 
 
 def test_unreachable_database_is_one_line_and_exit_1(home: Home) -> None:
+    home.write_config()
     result = home.run("status", env={"TALENTWATCH_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none"})
     assert result.code == 1
     assert "database error" in result.err and "Traceback" not in result.err
