@@ -3,20 +3,24 @@ that fetching goes on while feeds parse.
 
 The stages stay where they live (``crawler.feedparse.parse_feed``, ``pipelines.normalize.normalize_entries``,
 ``pipelines.tag.tag_article``): a worker only calls them one after the other and hands back picklable Articles.
-The pool starts on the first body to parse (an all-304 poll starts none; bodies parse in a thread until it runs)
+The pool starts on the first body to parse (an all-304 poll starts none; the first bodies wait until it runs)
 and lives as long as the process, so the daemon's crawls share it. Workers come from a fork server: they hold
-none of the parent's descriptors (the daemon's lock dies with the daemon) and ignore SIGINT (Ctrl-C stops the
-daemon, which then finishes its crawl). When the pool cannot be used (a worker killed, no fork server) bodies
-parse in a thread and the pipeline's own stages normalize and tag them.
+none of the parent's descriptors (the daemon's lock dies with the daemon), ignore SIGINT (Ctrl-C stops the
+daemon, which then finishes its crawl) and end themselves, with their fork server, within ``OWNER_POLL`` seconds
+of the daemon's death (a SIGKILL leaves it no chance to stop them). When the pool cannot be used (a worker
+killed, no fork server) bodies parse in a thread and the pipeline's own stages normalize and tag them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -35,6 +39,8 @@ RulesStamp = tuple[str, int, int]  # topics.toml: path, mtime (ns), size; a chan
 _executor: ProcessPoolExecutor | None = None
 _ready = False  # every worker of _executor has started
 _tagger: tuple[RulesStamp, Tagger] | None = None  # in a worker: the rules of the last stamp seen
+_watching = False  # in a worker: the owner watch runs
+OWNER_POLL = 1.0  # seconds between a worker's checks that the pool's owner is alive
 
 
 @dataclass
@@ -74,19 +80,48 @@ def _rules(stamp: RulesStamp) -> Tagger:
     return _tagger[1]
 
 
-def _init_worker(*_: object) -> None:
+def _init_worker(owner: int = 0) -> None:
+    """In each worker: ignore SIGINT, and watch the process that owns the pool (see ``_watch``)."""
+    global _watching
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if owner and not _watching:
+        _watching = True
+        threading.Thread(target=_watch, args=(owner, os.getppid()), name="talentwatch-owner", daemon=True).start()
+
+
+def _watch(owner: int, server: int) -> None:
+    """End this worker once the process that started the pool is gone. A daemon killed with SIGKILL cannot shut
+    its pool down, and the workers (which hold both ends of their task queue) would wait for work forever; the fork
+    server they came from is ended too (it would wait for requests from the dead owner)."""
+    while True:
+        time.sleep(OWNER_POLL)
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            break
+        except PermissionError:  # alive, under another user (cannot happen for our own parent; harmless)
+            continue
+    if server not in (1, owner, os.getpid()):
+        with contextlib.suppress(OSError):
+            os.kill(server, signal.SIGTERM)
+    os._exit(0)
+
+
+def _running() -> None:
+    """A task that returns at once: ``_start`` waits for the workers with it."""
 
 
 def _start(workers: int) -> None:
     """Start the pool and wait until each worker runs (a fork server first starts and imports this module: too
-    slow to wait for on the reactor thread, so this runs in a thread while the first bodies parse there)."""
+    slow to wait for on the reactor thread, so this runs in a thread while the reactor goes on fetching)."""
     global _executor, _ready
     if _executor is None:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__])
-        _executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
-    list(_executor.map(_init_worker, range(workers)))
+        _executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                        initargs=(os.getpid(),))
+    for started in [_executor.submit(_running) for _ in range(workers)]:
+        started.result()
     _ready = True
 
 
@@ -105,7 +140,7 @@ class ParsePool:
         self.starting: asyncio.Future[None] | None = None
 
     async def parse(self, body: bytes, headers: dict[str, str]) -> Parsed:
-        pool = self._pool()
+        pool = await self._pool()
         if pool is not None:
             try:
                 return await asyncio.get_running_loop().run_in_executor(
@@ -114,14 +149,19 @@ class ParsePool:
                 self._unusable(e, pool)
         return Parsed(await asyncio.to_thread(parse_feed, body, headers))
 
-    def _pool(self) -> ProcessPoolExecutor | None:
-        """The running pool; else None, having set it starting (unless it cannot start)."""
+    async def _pool(self) -> ProcessPoolExecutor | None:
+        """The running pool, once started (the first bodies wait for it: parsing them in threads meanwhile would
+        cost the reactor's process the memory and CPU the pool exists to take off it); None when it cannot run."""
         if _ready and _executor is not None:
             return _executor
-        if self.workers > 0 and self.starting is None:
+        if self.workers <= 0:
+            return None
+        if self.starting is None:
             self.starting = asyncio.ensure_future(asyncio.to_thread(_start, self.workers))
             self.starting.add_done_callback(self._started)
-        return None
+        with contextlib.suppress(Exception):  # _started reports it, and parsing goes on in a thread
+            await asyncio.shield(self.starting)
+        return _executor if _ready else None
 
     def _started(self, starting: asyncio.Future[None]) -> None:
         if not starting.cancelled() and (error := starting.exception()) is not None:

@@ -12,7 +12,8 @@ archive backfills, re-crawls) clusters the same way, in the transaction that sto
   key with probability 1 - (1 - s**ROWS)**BANDS: 0.96 at the threshold s = 0.18, 0.28 at s = 0.02. On the
   corpus this finds every pair above the threshold that comparing all items would find, at 14 candidates per
   item on average (the week of 2026-02-16: 1,100 items from 21 outlets) instead of hundreds, and costs 16 rows
-  of ``story_keys`` per item.
+  of ``story_keys`` per item (plus one exact key; an item that copies one already stored records none:
+  ``store/stories.py``).
 - ``similarity``: the exact Jaccard similarity of two feature sets, which confirms a candidate;
   ``same_story`` applies the thresholds.
 
@@ -135,7 +136,10 @@ def band_keys(sig: Sequence[int]) -> list[int]:
 
 def similarity(a: AbstractSet[str], b: AbstractSet[str]) -> float:
     """The Jaccard similarity of two feature sets (candidates found by their band keys are confirmed with it)."""
-    return len(a & b) / len(a | b) if a and b else 0.0
+    if not (a and b):
+        return 0.0
+    shared = len(a & b)  # |a & b| / |a | b|, without building the union
+    return shared / (len(a) + len(b) - shared)
 
 
 def same_story(score: float, same_source: bool) -> bool:

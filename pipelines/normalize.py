@@ -76,7 +76,7 @@ def _tidy(text: str) -> str:
     text = _SPACES.sub(" ", text)
     if "\n" not in text:
         return text.strip()
-    return "\n".join(line for line in (part.strip() for part in text.split("\n")) if line)
+    return "\n".join(filter(None, map(str.strip, text.split("\n"))))  # each line stripped, empty ones dropped
 
 
 def identity_key(url: str | None, guid: str | None, title: str, summary: str) -> str:
