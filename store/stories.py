@@ -35,6 +35,7 @@ from store import models as m
 WINDOW = timedelta(days=WINDOW_DAYS)
 DUPLICATE = 0.9  # a new item this similar to a candidate it joins is a copy: it records no band keys
 DUPLICATE_SLACK = timedelta(hours=12)  # ... when published this close to it (so the time window barely moves)
+PER_KEY = 24  # candidates per band key, the latest: a key that hundreds of items share stands for a common word
 _CHUNK = 500  # values in one IN list
 _Profile = tuple[frozenset[str], tuple[int, ...], int | None]  # features, band keys, exact key
 
@@ -122,7 +123,7 @@ def _assign(session: Session, new: list[_New]) -> int:
         best, score = _copy(copies.get(feats, ()), item.when), 1.0  # nothing beats an exact copy
         if best is None:
             best, score = _best(feats, item.source, item.when, (known[o] for o in {o for k in keys
-                                                                                   for o in index.get(k, ())}))
+                                                                                   for o in _latest(index, k)}))
         item.story = best.story if best else item.id
         joined += best is not None
         if best is not None and score >= DUPLICATE and abs(best.when - item.when) <= DUPLICATE_SLACK:
@@ -136,6 +137,13 @@ def _assign(session: Session, new: list[_New]) -> int:
     if rows:  # items without features have no keys; an empty executemany would insert one empty row
         session.connection().execute(insert(m.StoryKey.__table__), rows)  # Core: no ORM objects needed
     return joined
+
+
+def _latest(index: dict[int, list[int]], key: int) -> list[int]:
+    """The candidates of one band key: its latest ``PER_KEY`` items. A story's copies share many keys, so capping
+    one key loses no real match, while a key shared by every item of a feed ("Item 1", "Item 2", ...) would
+    otherwise make each new item compare with all earlier ones (quadratic)."""
+    return index.get(key, [])[-PER_KEY:]
 
 
 def _stored_copies(session: Session, new: Sequence[_New], profiles: dict[int, _Profile]) -> dict[int, _Known]:
@@ -225,7 +233,9 @@ def _candidates(session: Session, new: Sequence[_New], profiles: dict[int, _Prof
             for key, item_id in rows:
                 index[key].append(item_id)
         start = end
-    ids = sorted({i for members in index.values() for i in members})
+    for members in index.values():
+        members.sort()  # ids grow with time: the latest last, as _latest takes them
+    ids = sorted({i for k in index for i in _latest(index, k)})
     known: dict[int, _Known] = {}
     for chunk in (ids[i:i + _CHUNK] for i in range(0, len(ids), _CHUNK)):
         rows = session.execute(select(items.c.id, items.c.story_id, items.c.source_id, when, items.c.title,

@@ -37,6 +37,36 @@ def _fetch(source: str, articles: list[Article]) -> FeedFetch:
                      interval=1800, status=200, articles=articles)
 
 
+def test_items_sharing_common_words_compare_with_a_bounded_number_of_candidates(tmp_path: Path,
+                                                                               monkeypatch) -> None:
+    """A feed of thousands of look-alike items ("Item 1", "Item 2", ...) shares band keys across all of them: each
+    new item compares with at most ``PER_KEY`` candidates a key, not with every earlier item."""
+    from pipelines import cluster
+    from store import stories
+
+    calls = 0
+
+    def counted(a, b):  # noqa: ANN001, ANN202 - the real similarity, counted
+        nonlocal calls
+        calls += 1
+        return cluster.similarity(a, b)
+
+    monkeypatch.setattr(stories, "similarity", counted)
+    engine = open_database(f"sqlite:///{tmp_path / 'tw.db'}")
+    with Session(engine) as session, session.begin():
+        session.add(m.Source(id="s", name="s"))
+    n = 3000
+    articles = [_article(i, f"Item {i}", f"About item {i}", WHEN - timedelta(minutes=i)) for i in range(n)]
+    for first in range(0, n, 1000):  # three transactions: candidates come from the store and from the batch
+        results = save_fetches(engine, [_fetch("s", articles[first:first + 1000])])
+        assert not any(isinstance(r, Exception) for r in results)
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).where(m.Item.story_id.is_not(None))) == n
+    assert calls <= n * cluster.BANDS * stories.PER_KEY
+    assert calls < n * n / 20  # comparing every pair would be n * n / 2
+    engine.dispose()
+
+
 def test_copies_join_one_story_and_record_no_keys(tmp_path: Path) -> None:
     engine = open_database(f"sqlite:///{tmp_path / 'tw.db'}")
     sources = [f"s{i:02d}" for i in range(20)]
