@@ -187,7 +187,7 @@ def _best(feats: AbstractSet[str], source: str, when: datetime, others: Iterable
     return best, best_score
 
 
-@lru_cache(maxsize=1 << 15)
+@lru_cache(maxsize=4096)  # ~8 KB an entry (its features are strings): ~33 MB at most
 def _profile(title: str, summary: str) -> _Profile:
     """Features, band keys and exact key of a text, cached: the same recent items are candidates for many new ones,
     and many outlets carry the same wire text. The exact key (a hash of the whole feature set, stored in
