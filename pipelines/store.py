@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import Any, Self
 
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
@@ -20,20 +20,19 @@ from store.texts import save_text
 MAX_BATCH = 64  # fetches in one transaction at most
 
 
-class StorePipeline:
-    """Writes go through one worker thread, so a crawl never has two transactions open at once. Fetches that
-    arrive while a transaction is written wait for it and then go together in the next one (group commit): no
-    waiting when the store keeps up, one commit per batch when it does not."""
+class _DatabaseWriter:
+    """What both store pipelines share: the database of TALENTWATCH_DATABASE_URL (``NotConfigured`` without one),
+    opened with the spider, and one worker thread that writes to it."""
+
+    thread_name = "talentwatch-store"
 
     def __init__(self, crawler: Crawler, url: str) -> None:
         self.stats, self.url = crawler.stats, url
         self.engine: Engine | None = None
         self.executor: ThreadPoolExecutor | None = None
-        self.waiting: list[tuple[FeedFetch, asyncio.Future[SaveResult]]] = []
-        self.writing = False
 
     @classmethod
-    def from_crawler(cls, crawler: Crawler) -> StorePipeline:
+    def from_crawler(cls, crawler: Crawler) -> Self:
         url = crawler.settings.get("TALENTWATCH_DATABASE_URL")
         if not url:
             raise NotConfigured("TALENTWATCH_DATABASE_URL is not set")
@@ -41,13 +40,24 @@ class StorePipeline:
 
     def open_spider(self) -> None:
         self.engine = open_database(self.url)
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="talentwatch-store")
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.thread_name)
 
     def close_spider(self) -> None:
         if self.executor:
             self.executor.shutdown(wait=True)
         if self.engine:
             self.engine.dispose()
+
+
+class StorePipeline(_DatabaseWriter):
+    """Writes go through one worker thread, so a crawl never has two transactions open at once. Fetches that
+    arrive while a transaction is written wait for it and then go together in the next one (group commit): no
+    waiting when the store keeps up, one commit per batch when it does not."""
+
+    def __init__(self, crawler: Crawler, url: str) -> None:
+        super().__init__(crawler, url)
+        self.waiting: list[tuple[FeedFetch, asyncio.Future[SaveResult]]] = []
+        self.writing = False
 
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, FeedFetch):
@@ -95,31 +105,11 @@ class StorePipeline:
             self.stats.inc_value(f"talentwatch/{item.via}/{item.source_id}/items_{what}", n)
 
 
-class TextStorePipeline:
+class TextStorePipeline(_DatabaseWriter):
     """Writes each page's outcome (``ArticleText``) onto its item, one transaction each, in one worker thread;
     counts ``talentwatch/text/<status>``."""
 
-    def __init__(self, crawler: Crawler, url: str) -> None:
-        self.stats, self.url = crawler.stats, url
-        self.engine: Engine | None = None
-        self.executor: ThreadPoolExecutor | None = None
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> TextStorePipeline:
-        url = crawler.settings.get("TALENTWATCH_DATABASE_URL")
-        if not url:
-            raise NotConfigured("TALENTWATCH_DATABASE_URL is not set")
-        return cls(crawler, url)
-
-    def open_spider(self) -> None:
-        self.engine = open_database(self.url)
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="talentwatch-texts")
-
-    def close_spider(self) -> None:
-        if self.executor:
-            self.executor.shutdown(wait=True)
-        if self.engine:
-            self.engine.dispose()
+    thread_name = "talentwatch-texts"
 
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, ArticleText):
