@@ -15,10 +15,10 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from scrapy import Request, Spider, signals
-from scrapy.crawler import AsyncCrawlerProcess, Crawler
+from scrapy.crawler import Crawler
 from scrapy.exceptions import DontCloseSpider
 from scrapy.http import Response
 from sqlalchemy import Engine
@@ -30,31 +30,13 @@ from crawler.archives.gdelt import SLOT as GDELT_SLOT
 from crawler.items import FeedFetch
 from crawler.settings import crawl_settings
 from crawler.sources import Source
+from crawler.spiders import NoProgress, Progress, describe_failure
 from pipelines.normalize import normalize_entries
 from store.db import make_engine
 from store.recrawl import stored_articles
 from talentwatch.config import Config
 
 logger = logging.getLogger(__name__)
-
-
-class Progress(Protocol):
-    """What the spider reports: a provider starts, more units of work are planned, units are done."""
-
-    def phase(self, name: str) -> None: ...
-    def plan(self, units: int) -> None: ...
-    def done(self, units: int) -> None: ...
-
-
-class NoProgress:
-    def phase(self, name: str) -> None:
-        pass
-
-    def plan(self, units: int) -> None:
-        pass
-
-    def done(self, units: int) -> None:
-        pass
 
 
 class ArchiveSpider(Spider):
@@ -126,7 +108,7 @@ class ArchiveSpider(Spider):
         request = failure.request  # type: ignore[attr-defined]
         kwargs = dict(request.cb_kwargs)
         step, source = kwargs.pop("step"), kwargs.pop("source")
-        logger.warning("%s: %s", request.url, _describe(failure))
+        logger.warning("%s: %s", request.url, describe_failure(failure))
         self._count(source, "errors")
         async for out in self._run(step, None, source, kwargs, request.meta.get("unit", False)):
             yield out
@@ -199,23 +181,6 @@ class ArchiveSpider(Spider):
     def closed(self, reason: str) -> None:
         if self.engine is not None:
             self.engine.dispose()
-
-
-def _describe(failure: Failure) -> str:
-    exc = failure.value
-    message = str(exc).strip() or exc.__class__.__doc__ or ""
-    return f"{type(exc).__name__}: {message.splitlines()[0] if message else ''}".rstrip(": ")
-
-
-def run_backfill(settings: dict[str, Any], sources: Sequence[Source], window: Window,
-                 providers: Sequence[Provider], progress: Progress | None = None) -> dict[str, Any]:
-    """Backfill ``window`` for ``sources`` from ``providers`` and return the crawl's stats (``finish_reason`` is
-    "shutdown" when it was interrupted). The reactor cannot restart: call once per process."""
-    process = AsyncCrawlerProcess(settings)
-    crawler = process.create_crawler(ArchiveSpider)
-    process.crawl(crawler, sources=sources, window=window, providers=providers, progress=progress)
-    process.start()
-    return crawler.stats.get_stats() if crawler.stats else {}
 
 
 def archive_settings(config: Config) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from crawler.archives import Window
 from crawler.items import Article, ArticleText
 from crawler.linksafety import LINK_FROM, UnsafeLink, link_meta
 from crawler.sources import Source
+from crawler.spiders import NoProgress, Progress, describe_failure
 from store.db import make_engine
 from store.texts import PendingText, texts_missing, texts_to_fetch
 
@@ -73,11 +74,11 @@ class ArticlesSpider(Spider):
         },
     }
 
-    def __init__(self, sources: Sequence[Source] = (), window: Window | None = None, progress: Any = None,
-                 **kwargs: Any) -> None:
+    def __init__(self, sources: Sequence[Source] = (), window: Window | None = None,
+                 progress: Progress | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.sources = {s.id: s for s in sources if s.fulltext}
-        self.window, self.progress = window, progress
+        self.window, self.progress = window, progress or NoProgress()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> ArticlesSpider:
@@ -87,9 +88,8 @@ class ArticlesSpider(Spider):
 
     async def start(self) -> AsyncIterator[Request]:
         pending = await asyncio.to_thread(self._pending) if self.sources else []
-        if self.progress is not None:
-            self.progress.phase("texts")
-            self.progress.plan(len(pending))
+        self.progress.phase("texts")
+        self.progress.plan(len(pending))
         self.crawler.stats.set_value("talentwatch/text/pending", len(pending))
         for job in pending:
             if urlsplit(job.url).scheme not in ("http", "https"):  # mailto:, urn:..., ftp:
@@ -139,7 +139,7 @@ class ArticlesSpider(Spider):
             return self._outcome(page, "blocked", str(exc) or "ignored")
         if isinstance(exc, DownloadCancelledError | CancelledError):  # over DOWNLOAD_MAXSIZE
             return self._outcome(page, "skipped", f"larger than {MAXSIZE // 2**20} MB")
-        return self._outcome(page, "failed", _describe(failure))
+        return self._outcome(page, "failed", describe_failure(failure))
 
     def _page(self, job: PendingText, url: str) -> ArticleText:
         article = Article(key=job.key, url=job.url, guid=None, title=job.title, summary=job.summary,
@@ -154,16 +154,10 @@ class ArticlesSpider(Spider):
         return page
 
     def _done(self) -> None:
-        if self.progress is not None:
-            self.progress.done(1)
+        self.progress.done(1)
 
 
 def _html_type(headers: Headers) -> bool:
     ctype = (headers.get(b"Content-Type") or b"").split(b";")[0].strip().lower()
     return not ctype or ctype in HTML_TYPES
 
-
-def _describe(failure: Failure) -> str:
-    exc = failure.value
-    message = str(exc).strip() or exc.__class__.__doc__ or ""
-    return f"{type(exc).__name__}: {message.splitlines()[0] if message else ''}".rstrip(": ")

@@ -25,6 +25,7 @@ from twisted.python.failure import Failure
 
 from crawler.items import FeedFetch, FeedState
 from crawler.parsepool import ParsePool, rules_stamp
+from crawler.spiders import describe_failure
 
 logger = logging.getLogger(__name__)
 ERROR_STATUSES = [304, *range(400, 600)]  # answers we record ourselves instead of letting Scrapy drop them
@@ -121,7 +122,7 @@ class FeedsSpider(Spider):
             return f"HTTP {exc.response.status}: redirect to a non-HTTP URL refused: {location[:200]}"
         if isinstance(exc, ResponseDataLossError):
             return f"{name}: connection closed before the whole body arrived (shorter than its Content-Length)"
-        return _describe(failure)
+        return describe_failure(failure)
 
     def _log_outcome(self, fetch: FeedFetch) -> None:
         if fetch.moved_to:
@@ -191,9 +192,3 @@ def _server_delay(response: Response) -> float | None:
         if name.lower() == "max-age" and value.strip().isdigit():
             return float(value)
     return None
-
-
-def _describe(failure: Failure) -> str:
-    exc = failure.value
-    message = str(exc).strip() or exc.__class__.__doc__ or ""
-    return f"{type(exc).__name__}: {message.splitlines()[0] if message else ''}".rstrip(": ")
