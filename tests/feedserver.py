@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from loopback import Loopback
 
 
 @dataclass
@@ -38,30 +39,11 @@ class Logged:
     at: float = field(default_factory=time.monotonic)  # arrival
 
 
-class FeedServer:
+class FeedServer(Loopback):
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.log: list[Logged] = []
-        self.stopping = threading.Event()
-        self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.httpd.daemon_threads = True
-
-    @property
-    def port(self) -> int:
-        return self.httpd.server_address[1]
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def start(self) -> FeedServer:
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(_handler(self))
 
     def put(self, path: str, body: bytes, content_type: str = "application/rss+xml", status: int = 200,
             headers: dict[str, str] | None = None, delay: float = 0.0) -> None:

@@ -25,6 +25,8 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from loopback import Loopback
+
 CHUNK = 64 * 1024
 
 
@@ -98,29 +100,14 @@ class _QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class HostileServer:
+class HostileServer(Loopback):
     def __init__(self, routes: list[dict[str, Any]]) -> None:
         self.routes = {f"/fault/{r['name']}": r for r in routes}
         self.hits: dict[str, list[float]] = {}
-        self.stopping = threading.Event()
-        self._lock = threading.Lock()
-        self.httpd = _QuietServer(("127.0.0.1", 0), _handler(self))
-        self.httpd.daemon_threads = True
+        super().__init__(_handler(self), _QuietServer)
         for route in routes:  # built before any crawl, so that no crawl waits for it
             if route["kind"] == "gzip-bomb":
                 gzip_bomb(route["size"])
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def start(self) -> HostileServer:
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
     def hit(self, path: str) -> None:
         with self._lock:

@@ -113,18 +113,11 @@ def engine(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def pg_url(request):  # the conftest fixture is function-scoped; this module shares one database per run
-    from conftest import PG_ADMIN_URL
-    from sqlalchemy import create_engine, text
+def pg_url():  # the conftest fixture is function-scoped; this module shares one database per run
+    from conftest import scratch_database
 
-    name = f"tw_fuzz_{id(request):x}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database("tw_fuzz") as url:
+        yield url
 
 
 @settings(FUZZ, max_examples=100)

@@ -8,12 +8,13 @@ raw captures), Google News search, GDELT DOC 2.0 and an outlet's robots.txt and 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from loopback import Loopback
 
 
 @dataclass
@@ -41,27 +42,12 @@ class Archive:
         raise NotImplementedError
 
 
-class LoopbackServer:
+class LoopbackServer(Loopback):
     def __init__(self, archive: Archive) -> None:
         self.archive = archive
         self.log: list[Asked] = []
-        self.stopping = threading.Event()
-        self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.httpd.daemon_threads = True
+        super().__init__(_handler(self))
         archive.base = self.url("")
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def start(self) -> LoopbackServer:
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
     def requests(self, prefix: str = "/") -> list[Asked]:
         with self._lock:
