@@ -31,5 +31,5 @@ setup(
         "lxml_html_clean",  # trafilatura with lxml >= 5.2 needs it
     ],
     extras_require={"test": ["pytest>=8", "pytest-timeout", "ruff", "hypothesis", "aiosmtpd>=1.4"]},
-    entry_points={"console_scripts": ["talentwatch=talentwatch.cli:main"]},
+    entry_points={"console_scripts": ["talentwatch=talentwatch.__main__:main"]},
 )

@@ -148,7 +148,7 @@ def write_config(work: Path, urls: list[str], per_source: int = 20, interval: st
 
 def talentwatch_command() -> list[str]:
     script = Path(sys.executable).with_name("talentwatch")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "talentwatch.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "talentwatch"]
 
 
 def query(db: Path, sql: str) -> list[tuple]:

@@ -88,7 +88,7 @@ class Home:
     def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("TALENTWATCH_")}
         full_env = {**inherited, "TALENTWATCH_HOME": str(self.path), **(env or {})}
-        proc = subprocess.run([sys.executable, "-m", "talentwatch.cli", "--config", str(self.config), *args],
+        proc = subprocess.run([sys.executable, "-m", "talentwatch", "--config", str(self.config), *args],
                               capture_output=True, text=True, env=full_env, timeout=timeout, cwd=self.path)
         return Result(proc.returncode, proc.stdout, proc.stderr)
 

@@ -30,7 +30,7 @@ def run_measured(home: Home, *args: str, timeout: float = 300) -> Measured:
     out, err = home.path / "stdout.txt", home.path / "stderr.txt"
     started = time.monotonic()
     with out.open("wb") as o, err.open("wb") as e:
-        proc = subprocess.Popen([sys.executable, "-m", "talentwatch.cli", "--config", str(home.config), *args],
+        proc = subprocess.Popen([sys.executable, "-m", "talentwatch", "--config", str(home.config), *args],
                                 stdout=o, stderr=e, env=env, cwd=home.path)
     sampler = _TreeSampler(proc.pid)
     sampler.start()

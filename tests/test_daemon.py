@@ -22,7 +22,7 @@ class Daemon:
         self.log.touch()
         env = {k: v for k, v in os.environ.items() if not k.startswith("TALENTWATCH_")}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "talentwatch.cli", "--config", str(home.config), "run", "--log-file",
+            [sys.executable, "-m", "talentwatch", "--config", str(home.config), "run", "--log-file",
              str(self.log)], env={**env, "TALENTWATCH_HOME": str(home.path)}, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True)
 

@@ -147,7 +147,7 @@ def test_interrupted_recrawl_finishes_on_rerun_like_one_run(
 def _start(home: Home, *args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TALENTWATCH_")}
     env["TALENTWATCH_HOME"] = str(home.path)
-    return subprocess.Popen([sys.executable, "-m", "talentwatch.cli", "--config", str(home.config), *args],
+    return subprocess.Popen([sys.executable, "-m", "talentwatch", "--config", str(home.config), *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=home.path)
 
 
