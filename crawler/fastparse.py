@@ -7,10 +7,10 @@ description that becomes content, whitespace stripping, the Windows-1252 and dou
 feedparser's encoding detection, URL joining and date parsing, so those agree by construction.
 
 Whatever it cannot read exactly that way it declines (``parse_fast`` returns None) and feedparser parses the
-document: XML errors, DTDs with entities, ``xml:base`` below the root element, markup inside text elements, base64
-or XHTML content, entry fields other than titles and descriptions nested below an entry's children, unusual
-document roots. tests/test_parse_differential.py holds the two paths to each other over the shared corpus and
-over generated entries.
+document: XML errors (but for two common slips, see ``_repaired``), DTDs with entities, ``xml:base`` below the root
+element, markup inside text elements, base64 or XHTML content, entry fields other than titles and descriptions
+nested below an entry's children, unusual document roots. tests/test_parse_differential.py holds the two paths to
+each other over the shared corpus and over generated entries.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ _RSS1_NAMESPACES = ("http://purl.org/rss/1.0/", "http://my.netscape.com/rdf/simp
 _BASE = re.compile(rb"base\s*=")
 _C1 = re.compile("[\x80-\x9f]")  # what feedparser's Windows-1252 table maps
 _LINK_ENTITY = re.compile(r"&([A-Za-z0-9_]+);")
+_LATE_DECLARATION = re.compile(rb"(?<=.)\s*<\?xml\s[^>]*\?>", re.DOTALL)
+_BARE_AMP = re.compile(rb"(<!\[CDATA\[.*?\]\]>|<!--.*?-->)|&(?!#[0-9]+;|#[xX][0-9a-fA-F]+;|[A-Za-z_][\w.-]*;)",
+                       re.DOTALL)
 _HTML_TYPES = {"application/xhtml+xml", "text/html"}
 
 # What an element does to an entry, by feedparser's name for it (namespace prefix + lower-case local name).
@@ -115,13 +118,13 @@ def _parse(body: bytes, headers: dict[str, str]) -> ParsedFeed:
     _, data, entities = replace_doctype(data)
     if entities:
         raise Decline("entity declarations")
-    root = _root(data)
+    root, slip = _root(data)
     root_base = root.get(_XML_BASE) or next((v for k, v in root.attrib.items() if k.lower() == "base"), None)
     if bases and root_base is None:
         raise Decline("xml:base below the root")
     reader = _Reader(_base_uri(headers.get("content-location", ""), root_base))
     reader.feed(root)
-    problem = None
+    problem = slip
     if result.get("bozo"):
         exc = result.get("bozo_exception")
         problem = f"{type(exc).__name__}: {exc}"
@@ -142,19 +145,33 @@ def _base_uri(contentloc: str, root_base: str | None) -> str:
     return _urljoin(contentloc, attribute)
 
 
-def _root(data: bytes) -> Any:
+def _root(data: bytes) -> tuple[Any, str | None]:
+    """The document's root element, and what was wrong with it when it is well-formed only once ``_repaired``."""
     parser = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True, collect_ids=False)
+    slip = None
     try:
         root = etree.fromstring(data, parser)
     except (etree.XMLSyntaxError, ValueError) as e:
-        raise Decline("not well-formed") from e
+        slip = f"{type(e).__name__}: {e}"
+        try:
+            root = etree.fromstring(_repaired(data), parser)
+        except (etree.XMLSyntaxError, ValueError):
+            raise Decline("not well-formed") from e
     if root.getroottree().docinfo.internalDTD is not None or _name(root) not in _FEED_ROOTS:
         raise Decline("DTD or root")
     if _name(root) == "rdf_rdf" and not any(ns in _RSS1_NAMESPACES for ns in root.nsmap.values()):
         raise Decline("RDF without RSS 1.0")  # feedparser would not call it a feed
     if _name(root) == "feed" and root.tag != _ATOM10:
         raise Decline("Atom 0.3")
-    return root
+    return root, slip
+
+
+def _repaired(data: bytes) -> bytes:
+    """The document without the two slips of real feeds that feedparser's loose parser reads past: an XML
+    declaration after the start (after a blank line: feedparser puts its own declaration first) and an ``&`` that
+    begins no entity reference (``?a=1&b=2`` in an attribute), which becomes ``&amp;`` outside CDATA sections and
+    comments."""
+    return _BARE_AMP.sub(lambda m: m[1] or b"&amp;", _LATE_DECLARATION.sub(b"", data))
 
 
 def _name(el: Any) -> str:

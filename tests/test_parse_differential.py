@@ -131,3 +131,22 @@ def test_generated_entries_agree(items: list[str], base: str) -> None:
     reference = parse_with_feedparser(body, headers)
     assert fast.entries == reference.entries
     assert stored(fast) == stored(reference)
+
+
+@pytest.mark.parametrize("body", [
+    b'\n<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+    b"<item><title>Late declaration</title><link>https://n.example.com/a</link></item></channel></rss>",
+    b'<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel><title>t</title><item>'
+    b'<title>AT&amp;T &#38; Co</title><link>https://n.example.com/b?x=1&amp;y=2</link>'
+    b'<media:content url="https://i.example.com/p.jpg?w=140&q=85&s=7e"/>'
+    b"<description><![CDATA[<p>Raw & kept</p>]]></description></item><!-- a & b --></channel></rss>",
+], ids=["declaration-after-blank-line", "bare-ampersand-in-attribute"])
+def test_slips_that_feedparser_reads_past_are_read_alike(body: bytes) -> None:
+    """Two slips of real feeds (corpus/feeds' TechCrunch 2011 and Guardian 2022) make a document ill-formed but
+    not unreadable: the fast path reads them as feedparser's loose parser does, and says what was wrong."""
+    headers = {"content-type": "application/rss+xml", "content-location": "http://127.0.0.1/feed.xml"}
+    fast = parse_fast(body, headers)
+    assert fast is not None and fast.problem and "XMLSyntaxError" in fast.problem
+    reference = parse_with_feedparser(body, headers)
+    assert reference.problem, "feedparser calls it ill-formed too"
+    assert stored(fast) == stored(reference) and fast.entries
