@@ -114,8 +114,7 @@ def deliverer(config: Config, delays: Sequence[float] = RETRY_DELAYS) -> Deliver
 def _topic_order(config: Config) -> list[str]:
     from pipelines.tagging.rules import load_rules
 
-    topics, _ = load_rules(config.topics_path)
-    return [t.id for t in topics]
+    return [t.id for t in load_rules(config.topics_path).topics]
 
 
 def _feed_urls(config: Config) -> list[str]:

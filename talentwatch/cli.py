@@ -158,7 +158,7 @@ def _open_synced(config: Config, sources: Sequence[Any]) -> Engine:
     from store.queries import sync_config
 
     load_tagger(config.topics_path)  # validates every query before anything is written
-    topics, entities = load_rules(config.topics_path)
+    topics, entities, _ = load_rules(config.topics_path)
     engine = open_database(config.database_url)
     with Session(engine) as session, session.begin():
         sync_config(session, sources, topics, entities)
@@ -312,7 +312,8 @@ def _archive_options(config: Config) -> Any:
     from crawler.archives import ArchiveOptions, key_terms
     from pipelines.tagging.rules import load_rules
 
-    terms = config.get("archive", "terms") or key_terms([t.query for t in load_rules(config.topics_path)[0]])
+    rules = load_rules(config.topics_path)
+    terms = config.get("archive", "terms") or key_terms([t.query for t in rules.topics], lists=rules.lists)
     return ArchiveOptions(config.get("archive", "wayback_url"), config.get("archive", "google_news_url"),
                           config.get("archive", "gdelt_url"), tuple(terms))
 

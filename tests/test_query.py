@@ -334,3 +334,34 @@ def test_explain_names_the_missing_part() -> None:
 def test_fast_tokenizer_agrees_with_the_regex(text: str, tokens: list[str]) -> None:
     from pipelines.tagging.query import TOKEN_RE
     assert word_tokens(text) == tokens == [t.casefold() for t in TOKEN_RE.findall(text)]
+
+
+# ---- named term lists: $list-id ----------------------------------------------------------------------------------
+
+LISTS = {"hire-verbs": ("hire*", "lure*", "jump ship", "挖角"), "one": ("defect*",)}
+
+
+def test_term_list_is_an_or_of_its_words() -> None:
+    assert show(parse("$hire-verbs NEAR/3 @openai", LISTS)) == '(NEAR/3 (OR hire* lure* "jump ship" "挖 角") @openai)'
+    assert show(parse("$one OR $18M", LISTS)) == "(OR defect* 18m)"  # "$" before a digit is a plain character
+
+
+@pytest.mark.parametrize(("title", "fired"), [
+    ("Meta lures OpenAI researchers", "Meta lures OpenAI researchers"),
+    ("Engineers jump ship from OpenAI", "Engineers jump ship from OpenAI"),
+    ("字节跳动从OpenAI挖角", "字节跳动从OpenAI挖角"),
+    ("OpenAI ships a model, hiring later", None),
+])
+def test_term_list_matches_and_shows_its_words(title: str, fired: str | None) -> None:
+    topics = Tagger([Topic("t", "T", "$hire-verbs NEAR/5 @openai")], ENTITIES, LISTS).tag(title, "").topics
+    assert topics.get("t") == ([fired] if fired else None)
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("china OR $nope", "topic 't': unknown term list '$nope' (defined: $hire-verbs, $one) at position 9"),
+    ("title:($one AND", "topic 't': expected a term after 'AND' at position 12"),
+])
+def test_term_list_errors(query: str, message: str) -> None:
+    with pytest.raises(RuleError) as caught:
+        Tagger([Topic("t", "T", query)], ENTITIES, LISTS)
+    assert str(caught.value) == message

@@ -84,7 +84,7 @@ def test_every_tag_keeps_evidence(tagger: Tagger, dev: list) -> None:
 
 
 def test_shipped_entities(tagger: Tagger) -> None:
-    topics, entities = load_rules(SHIPPED)
+    topics, entities, _ = load_rules(SHIPPED)
     assert [t.id for t in topics] == list(TOPICS) and len(entities) >= 80
     assert {e.kind for e in entities} == {"org", "person", "gov", "place"}
     assert any(e.case_sensitive for e in entities) and any(e.exclude for e in entities)
@@ -242,3 +242,42 @@ def test_rules_test_on_the_shipped_rules_and_dev_set(home: Home) -> None:
     assert result.code == 0, result.err
     (report,) = result.json_lines()
     assert report["split"] == "tune" and [t["topic"] for t in report["topics"]] == list(TOPICS)
+
+
+LIST_TOPICS = """
+[[terms]]
+id = "approval-words"
+words = ["approv*", "clearance", "sign off", "审批"]
+
+[[topic]]
+id = "travel-approval"
+name = "Travel"
+query = '(travel OR 出境) NEAR/5 $approval-words'
+"""
+
+
+def test_term_lists_in_topics_toml(home: Home, tmp_path: Path) -> None:
+    home.write_config(topics=LIST_TOPICS)
+    path = write(tmp_path, {"title": "Travel needs clearance", "summary": "", "labels": ["travel-approval"]},
+                 {"title": "出境须审批", "summary": "", "labels": ["travel-approval"]},
+                 {"title": "Travel plans", "summary": "", "labels": []})
+    result = home.run("rules", "test", str(path), "--format", "json")
+    assert result.code == 0, result.err
+    (report,) = result.json_lines()
+    assert report["topics"][0]["tp"] == 2 and report["topics"][0]["fp"] == 0
+
+
+@pytest.mark.parametrize(("topics", "message"), [
+    (LIST_TOPICS.replace("$approval-words", "$approvals"),
+     "topic 'travel-approval': unknown term list '$approvals' (defined: $approval-words) at position 22"),
+    (LIST_TOPICS.replace('"sign off"', '"sign *off"'),
+     "terms 'approval-words' words[2]: 'sign *off': '*' is only allowed"),
+    (LIST_TOPICS.replace('"sign off"', '"--"'), "terms 'approval-words' words[2]: '--': '--' has no letters"),
+    (LIST_TOPICS.replace('words = [', 'word = ['), "terms 'approval-words' word: unknown key"),
+    (LIST_TOPICS + '[[terms]]\nid = "approval-words"\nwords = ["x"]\n', "terms 'approval-words': duplicate id"),
+])
+def test_bad_term_list_is_a_config_error(home: Home, tmp_path: Path, topics: str, message: str) -> None:
+    home.write_config(topics=topics)
+    path = write(tmp_path, {"title": "a", "summary": "", "labels": []})
+    result = home.run("rules", "test", str(path))
+    assert result.code == 2 and "topics.toml: " in result.err and message in result.err, result.err

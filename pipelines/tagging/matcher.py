@@ -18,7 +18,7 @@ without looking at positions; most documents are settled by the keys alone.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -111,11 +111,13 @@ class _Compiled:
 class Tagger:
     """Tags documents with topics and entities; compile once, call :meth:`tag` per item."""
 
-    def __init__(self, topics: Sequence[Topic], entities: Sequence[Entity]) -> None:
-        """Compile all queries and aliases; raise :class:`RuleError` for a bad topic."""
+    def __init__(self, topics: Sequence[Topic], entities: Sequence[Entity],
+                 lists: Mapping[str, Sequence[str]] | None = None) -> None:
+        """Compile all queries and aliases, ``$name`` in a query taken from ``lists`` (term list id -> words);
+        raise :class:`RuleError` for a bad topic."""
         self._aliases = AliasIndex(entities)
         known = {entity.id for entity in entities}
-        self._topics = [_compile(topic, known, self._aliases) for topic in topics]
+        self._topics = [_compile(topic, known, self._aliases, lists or {}) for topic in topics]
         terms = {key(t.tokens, t.prefix) for c in self._topics for t in _terms(c.node)}
         self._scanner = Scanner(self._aliases.keys.union(terms, *(c.prefilter.keys for c in self._topics)))
         # A document with none of these keys mentions no entity and passes no prefilter (None: a topic's
@@ -188,9 +190,9 @@ def _score(clauses: list[Clause]) -> tuple[int, int]:
     return hits, -len(clauses)
 
 
-def _compile(topic: Topic, known: set[str], aliases: AliasIndex) -> _Compiled:
+def _compile(topic: Topic, known: set[str], aliases: AliasIndex, lists: Mapping[str, Sequence[str]]) -> _Compiled:
     try:
-        node = parse(topic.query)
+        node = parse(topic.query, lists)
     except QueryError as exc:
         raise RuleError(topic.id, exc.message, exc.position) from exc
     for ref in _entity_refs(node):
@@ -202,7 +204,7 @@ def _compile(topic: Topic, known: set[str], aliases: AliasIndex) -> _Compiled:
 
 def _alternatives(query: str, node: Node) -> tuple[tuple[tuple[str, Matcher], ...], ...]:
     """The query as an OR of ANDs (top two levels), each part with its text, for explanations."""
-    alternatives = node.children if isinstance(node, Or) else (node,)
+    alternatives = node.children if isinstance(node, Or) and node.children[0].pos < node.children[1].pos else (node,)
     result = []
     for alt, (start, stop) in zip(alternatives, _bounds(alternatives, len(query)), strict=True):
         if isinstance(alt, And):

@@ -7,7 +7,11 @@ Grammar, loosest binding first::
     and_expr := unary (["AND"] unary)*        adjacent operands are ANDed
     unary    := "NOT" unary | near            "a NOT b" is "a AND (NOT b)"
     near     := primary ("NEAR/n" primary)*   left-associative
-    primary  := WORD | "PHRASE" | @ENTITY | title: primary | "(" or_expr ")"
+    primary  := WORD | "PHRASE" | @ENTITY | $LIST | title: primary | "(" or_expr ")"
+
+``$list-id`` stands for a named term list (``[[terms]]`` in topics.toml): an OR of its words
+and phrases, each read as a query word or phrase (a trailing ``*`` is a prefix). A ``$`` not
+followed by a letter is an ordinary character (``$18M``).
 
 Operators are upper-case keywords; ``and``, ``or`` and ``near`` are plain words
 (``title:`` is accepted in any case). NEAR operands must give match positions: words,
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -245,14 +250,15 @@ Node = Term | EntityRef | Title | Not | And | Or | Near
 
 
 class _Tok(NamedTuple):
-    kind: str  # WORD PHRASE ENTITY TITLE AND OR NOT NEAR ( ) EOF
+    kind: str  # WORD PHRASE ENTITY LIST TITLE AND OR NOT NEAR ( ) EOF
     pos: int
     text: str = ""
     n: int = 0
 
 
 _WORD_END = re.compile(r'[\s()"]')
-_OPERAND_START = {"WORD", "PHRASE", "ENTITY", "TITLE", "(", "NOT"}
+_OPERAND_START = {"WORD", "PHRASE", "ENTITY", "LIST", "TITLE", "(", "NOT"}
+_LIST_REF = re.compile(r"\$[a-z]")
 
 
 def _lex(query: str) -> list[_Tok]:
@@ -294,6 +300,8 @@ def _classify(word: str, pos: int) -> _Tok:
         if len(word) == 1:
             raise QueryError("expected an entity id after '@'", pos)
         return _Tok("ENTITY", pos, word[1:])
+    if _LIST_REF.match(word):
+        return _Tok("LIST", pos, word[1:])
     return _Tok("WORD", pos, word)
 
 
@@ -303,6 +311,18 @@ def _describe(tok: _Tok) -> str:
     if tok.kind == "TITLE":
         return "'title:'"
     return f"'{tok.text or tok.kind}'"
+
+
+def list_words(words: Sequence[str]) -> tuple[Term, ...]:
+    """The terms of a term list's words; QueryError's position is the index of the bad word."""
+    terms = []
+    for n, word in enumerate(words):
+        text = word.strip()
+        try:
+            terms.append(_term(text, 0, quoted=" " in text))
+        except QueryError as e:
+            raise QueryError(f"{word!r}: {e.message}", n) from None
+    return tuple(terms)
 
 
 def _term(text: str, pos: int, quoted: bool) -> Term:
@@ -332,8 +352,9 @@ def _check_positional(node: Node) -> None:
 
 
 class _Parser:
-    def __init__(self, query: str) -> None:
+    def __init__(self, query: str, lists: Mapping[str, Sequence[str]]) -> None:
         self.toks = _lex(query)
+        self.lists = lists
         self.i = 0
 
     def peek(self) -> _Tok:
@@ -393,6 +414,13 @@ class _Parser:
             return _term(tok.text, tok.pos, quoted=tok.kind == "PHRASE")
         if tok.kind == "ENTITY":
             return EntityRef(tok.text, tok.pos)
+        if tok.kind == "LIST":
+            words = self.lists.get(tok.text)
+            if words is None:
+                known = ", ".join(f"${name}" for name in sorted(self.lists)) or "none"
+                raise QueryError(f"unknown term list '${tok.text}' (defined: {known})", tok.pos)
+            terms = tuple(replace(t, pos=tok.pos) for t in list_words(words))
+            return terms[0] if len(terms) == 1 else Or(terms, tok.pos)
         if tok.kind == "TITLE":
             if self.peek().kind not in _OPERAND_START - {"NOT"}:
                 raise QueryError("expected a word, phrase or group after 'title:'", tok.pos)
@@ -408,6 +436,7 @@ class _Parser:
         raise QueryError(f"expected a term but found {_describe(tok)}", tok.pos)
 
 
-def parse(query: str) -> Node:
-    """Parse a query into an AST; raise :class:`QueryError` with a 0-based position."""
-    return _Parser(query).parse()
+def parse(query: str, lists: Mapping[str, Sequence[str]] | None = None) -> Node:
+    """Parse a query into an AST, ``$name`` taken from ``lists`` (term list id -> words); raise
+    :class:`QueryError` with a 0-based position."""
+    return _Parser(query, lists or {}).parse()

@@ -1,35 +1,51 @@
-"""Load topics.toml: entities with aliases and topics defined by a query, validated into a Tagger."""
+"""Load topics.toml: entities with aliases, named term lists and topics defined by a query, validated into a
+Tagger."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import NamedTuple
 
-from pipelines.tagging import Entity, RuleError, Tagger, Topic, word_tokens
+from pipelines.tagging import Entity, QueryError, RuleError, Tagger, Topic, word_tokens
+from pipelines.tagging.query import list_words
 from talentwatch.schema import ConfigError, check_keys, read_toml
 
 RULE_ID = re.compile(r"^[a-z0-9-]+$")
 KINDS = {"org", "person", "gov", "place"}
 
 
-def load_rules(path: Path) -> tuple[list[Topic], list[Entity]]:
-    """Topics and entities of a topics.toml; ConfigError names the file, the entry and what is wrong."""
+class Rules(NamedTuple):
+    """What a topics.toml defines: topics, entities, and the term lists (id -> words) queries use as $id."""
+
+    topics: list[Topic]
+    entities: list[Entity]
+    lists: dict[str, tuple[str, ...]]
+
+    def tagger(self) -> Tagger:
+        return Tagger(self.topics, self.entities, self.lists)
+
+
+def load_rules(path: Path | str) -> Rules:
+    """The rules of a topics.toml; ConfigError names the file, the entry and what is wrong."""
+    path = Path(path)
     raw = read_toml(path)
-    check_keys(path, "", raw, {"topic", "entity"})
+    check_keys(path, "", raw, {"topic", "entity", "terms"})
     entities = [_entity(path, n, t) for n, t in enumerate(_tables(path, raw, "entity"), 1)]
+    lists = [_term_list(path, n, t) for n, t in enumerate(_tables(path, raw, "terms"), 1)]
     topics = [_topic(path, n, t) for n, t in enumerate(_tables(path, raw, "topic"), 1)]
-    for kind, rules in (("entity", entities), ("topic", topics)):
-        ids = [r.id for r in rules]
+    for kind, ids in (("entity", [e.id for e in entities]), ("terms", [i for i, _ in lists]),
+                      ("topic", [t.id for t in topics])):
         for dup in {i for i in ids if ids.count(i) > 1}:
             raise ConfigError(path, f"{kind} '{dup}'", "duplicate id")
-    return topics, entities
+    return Rules(topics, entities, dict(lists))
 
 
 def load_tagger(path: Path | str) -> Tagger:
     """A Tagger for a topics.toml; a bad query is a ConfigError naming the topic and the position."""
-    topics, entities = load_rules(Path(path))
+    rules = load_rules(path)
     try:
-        return Tagger(topics, entities)
+        return rules.tagger()
     except RuleError as e:
         raise ConfigError(path, f"topic '{e.topic_id}'", f"{e.message} at position {e.position}") from None
 
@@ -69,6 +85,19 @@ def _strings(path: Path, eid: str, t: dict, key: str) -> tuple[str, ...]:
     if not isinstance(values, list) or not all(isinstance(a, str) and a.strip() for a in values):
         raise ConfigError(path, f"entity '{eid}' {key}", "expected a list of non-empty strings")
     return tuple(values)
+
+
+def _term_list(path: Path, n: int, t: dict) -> tuple[str, tuple[str, ...]]:
+    lid = _id(path, "terms", n, t)
+    check_keys(path, f"terms '{lid}' ", t, {"id", "words"})
+    words = t.get("words")
+    if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
+        raise ConfigError(path, f"terms '{lid}' words", "expected a non-empty list of non-empty strings")
+    try:
+        list_words(words)
+    except QueryError as e:
+        raise ConfigError(path, f"terms '{lid}' words[{e.position}]", e.message) from None
+    return lid, tuple(words)
 
 
 def _topic(path: Path, n: int, t: dict) -> Topic:
