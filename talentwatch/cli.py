@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("file", metavar="FILE.jsonl", help='JSON Lines: {"title", "summary", "labels": [topic ids]}')
     test.add_argument("--topic", action="append", default=[], metavar="T", help="only this topic (repeatable)")
     test.add_argument("--split", metavar="NAME", help="only items whose split is NAME (e.g. tune, holdout)")
+    test.add_argument("--by-event", action="store_true",
+                      help="also per topic: event recall (events with an item tagged) and the events missed")
     test.add_argument("--format", choices=("table", "json"), default="table")
     test.add_argument("--min-precision", type=float, metavar="P", help="exit 1 if a topic's precision is below P")
     test.add_argument("--min-recall", type=float, metavar="R", help="exit 1 if a topic's recall is below R")
@@ -573,10 +575,10 @@ def cmd_rules_test(config: Config, args: argparse.Namespace) -> int:
             raise UsageError(f"--split: no item of {args.file} is in split {args.split!r}")
     report = evaluate(tagger, items, args.topic or None)
     if args.format == "json":
-        sys.stdout.write(json.dumps({"file": args.file, "split": args.split, **report.as_dict()},
+        sys.stdout.write(json.dumps({"file": args.file, "split": args.split, **report.as_dict(args.by_event)},
                                     ensure_ascii=False) + "\n")
     else:
-        _rules_report(report, args.file)
+        _rules_report(report, args.file, args.by_event)
     below = [s.topic for s in report.scores
              if (args.min_precision is not None and s.precision < args.min_precision)
              or (args.min_recall is not None and s.recall < args.min_recall)]
@@ -586,9 +588,9 @@ def cmd_rules_test(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _rules_report(report: Any, file: str) -> None:
+def _rules_report(report: Any, file: str, by_event: bool) -> None:
     table = Table("topic", "precision", "recall", "F1", "support", "TP", "FP", "FN",
-                  title=f"{report.items} labelled items ({file})")
+                  title=f"{len(report.items)} labelled items ({file})")
     for s in report.scores:
         table.add_row(s.topic, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", str(s.support),
                       str(s.tp), str(s.fp), str(s.fn))
@@ -604,6 +606,12 @@ def _rules_report(report: Any, file: str) -> None:
                 console.print(f"    missing: {clause.text}", highlight=False, markup=False)
             else:
                 console.print(f"    matched: {clause.text} -> {clause.snippets[0]}", highlight=False, markup=False)
+    if by_event:
+        events = Table("topic", "events", "tagged", "event recall", "missed entirely", title="by event")
+        for e in report.by_event():
+            events.add_row(e.topic, str(e.events), str(e.events - len(e.missed)), f"{e.recall:.3f}",
+                           escape(", ".join(e.missed)) or "-")
+        console.print(events)
 
 
 def cmd_db_upgrade(config: Config, args: argparse.Namespace) -> int:

@@ -6,6 +6,10 @@ true positive for a topic when it carries the label and the rules tag it, a fals
 tag it without the label, a false negative the other way round. Each false positive keeps the evidence
 that fired; each false negative the nearest miss (the parts of the query that matched and those that did
 not), so that a rule can be fixed from the report alone.
+
+Items may name the story they report (``event``). A held-out split is chosen per event, never per item, so
+that the held-out figures measure events the rules were not tuned on; :meth:`Report.by_event` gives, per
+topic, the share of events with at least one item tagged and the events missed entirely.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 from .matcher import Clause, Tagger
 
-HOLDOUT_SHARE = 5  # one item in five is held back
+HOLDOUT_PERCENT = 35  # events (or, without events, items) held back, by a hash of their key
 
 
 class LabelledFileError(ValueError):
@@ -42,18 +46,27 @@ class LabelledItem:
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
+    def event(self) -> str:
+        """The story the item reports: its ``event``, else its URL, else its line (an event of its own)."""
+        for key in ("event", "url"):
+            value = self.extra.get(key)
+            if isinstance(value, str) and value:
+                return value
+        return f"line {self.line}"
+
+    @property
     def split(self) -> str:
-        """The item's ``split`` if the file gives one, else by :func:`held_back` on its URL."""
+        """The item's ``split`` if the file gives one, else by :func:`held_back` on its event."""
         split = self.extra.get("split")
         if isinstance(split, str):
             return split
-        url = self.extra.get("url")
-        return "holdout" if isinstance(url, str) and held_back(url) else "tune"
+        return "holdout" if held_back(self.event) else "tune"
 
 
-def held_back(url: str) -> bool:
-    """The held-back fifth: chosen by a hash of the URL, so it is fixed before any rule is tuned."""
-    return int(hashlib.sha256(url.encode()).hexdigest(), 16) % HOLDOUT_SHARE == 0
+def held_back(event: str, percent: int = HOLDOUT_PERCENT) -> bool:
+    """Whether an event is held back: by a hash of its key, so the choice is fixed before any rule is tuned
+    and every item of one event falls on the same side."""
+    return int(hashlib.sha256(event.encode()).hexdigest(), 16) % 100 < percent
 
 
 def read_labelled(path: Path | str, topics: Iterable[str]) -> list[LabelledItem]:
@@ -137,8 +150,9 @@ class Error:
     def as_dict(self) -> dict[str, Any]:
         record: dict[str, Any] = {"kind": self.kind, "topic": self.topic, "line": self.item.line,
                                   "title": self.item.title, "labels": sorted(self.item.labels)}
-        if "url" in self.item.extra:
-            record["url"] = self.item.extra["url"]
+        for key in ("url", "event"):
+            if key in self.item.extra:
+                record[key] = self.item.extra[key]
         if self.kind == "fp":
             record["evidence"] = self.evidence
         else:
@@ -148,19 +162,52 @@ class Error:
 
 
 @dataclass
-class Report:
-    """Scores per topic (in rule order) and the errors, for a set of labelled items."""
+class EventScore:
+    """For one topic: the events with an item labelled with it, and those of them with no item tagged."""
 
-    items: int
+    topic: str
+    events: int
+    missed: list[str]
+
+    @property
+    def recall(self) -> float:
+        return 1 - len(self.missed) / self.events if self.events else 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"topic": self.topic, "events": self.events, "tagged": self.events - len(self.missed),
+                "event_recall": round(self.recall, 4), "missed": self.missed}
+
+
+@dataclass
+class Report:
+    """Scores per topic (in rule order) and the errors, for a set of labelled items; ``tagged`` holds the
+    topics the rules gave each item, in the items' order."""
+
+    items: list[LabelledItem]
     scores: list[TopicScore]
     errors: list[Error]
+    tagged: list[frozenset[str]]
 
     def score(self, topic: str) -> TopicScore:
         return next(s for s in self.scores if s.topic == topic)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"items": self.items, "topics": [s.as_dict() for s in self.scores],
-                "errors": [e.as_dict() for e in self.errors]}
+    def by_event(self) -> list[EventScore]:
+        """Per topic: of the events with an item labelled with it, those with no such item tagged."""
+        result = []
+        for score in self.scores:
+            events: dict[str, bool] = {}
+            for item, tagged in zip(self.items, self.tagged, strict=True):
+                if score.topic in item.labels:
+                    events[item.event] = events.get(item.event, False) or score.topic in tagged
+            result.append(EventScore(score.topic, len(events), sorted(e for e, hit in events.items() if not hit)))
+        return result
+
+    def as_dict(self, by_event: bool = False) -> dict[str, Any]:
+        record = {"items": len(self.items), "topics": [s.as_dict() for s in self.scores],
+                  "errors": [e.as_dict() for e in self.errors]}
+        if by_event:
+            record["events"] = [e.as_dict() for e in self.by_event()]
+        return record
 
 
 def evaluate(tagger: Tagger, items: Sequence[LabelledItem], topics: Sequence[str] | None = None) -> Report:
@@ -168,8 +215,10 @@ def evaluate(tagger: Tagger, items: Sequence[LabelledItem], topics: Sequence[str
     wanted = list(topics) if topics is not None else tagger.topic_ids
     scores = {topic: TopicScore(topic) for topic in wanted}
     errors: list[Error] = []
+    predictions = []
     for item in items:
         tagged = tagger.tag(item.title, item.summary).topics
+        predictions.append(frozenset(tagged))
         for topic, score in scores.items():
             predicted, actual = topic in tagged, topic in item.labels
             if predicted and actual:
@@ -182,4 +231,4 @@ def evaluate(tagger: Tagger, items: Sequence[LabelledItem], topics: Sequence[str
                 nearest = tagger.explain(topic, item.title, item.summary).clauses
                 errors.append(Error("fn", topic, item, nearest=nearest))
     errors.sort(key=lambda e: (wanted.index(e.topic), e.kind, e.item.line))
-    return Report(len(items), list(scores.values()), errors)
+    return Report(list(items), list(scores.values()), errors, predictions)
