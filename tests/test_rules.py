@@ -195,7 +195,7 @@ def test_split_by_event_when_not_given(tmp_path: Path) -> None:
     items = read_labelled(write(tmp_path, *rows, {"title": "t", "summary": "", "labels": []}), [])
     held = {i.event for i in items[:-1] if i.split == "holdout"}
     assert held == {f"e{n}" for n in range(20) if held_back(f"e{n}")} and 0 < len(held) < 20
-    assert all((i.event in held) is (i.split == "holdout") for i in items)
+    assert all((i.event in held) is (i.split == "holdout") for i in items[:-1])
     assert items[-1].event == "line 61"
 
 
