@@ -160,7 +160,7 @@ def _open_synced(config: Config, sources: Sequence[Any]) -> Engine:
     from store.queries import sync_config
 
     load_tagger(config.topics_path)  # validates every query before anything is written
-    topics, entities, _ = load_rules(config.topics_path)
+    topics, entities, *_ = load_rules(config.topics_path)
     engine = open_database(config.database_url)
     with Session(engine) as session, session.begin():
         sync_config(session, sources, topics, entities)

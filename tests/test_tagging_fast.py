@@ -99,7 +99,7 @@ def test_scan_boundaries(tagger: Tagger, title: str, body: str, present: list[st
 # ---- generated text from the rules' vocabulary -------------------------------------------------------------------
 
 def vocabulary() -> list[str]:
-    topics, entities, lists = load_rules(SHIPPED)
+    topics, entities, lists, *_ = load_rules(SHIPPED)
     words = {w for t in topics for pair in re.findall(r'"([^"]+)"|([^\s()"]+)', t.query) for w in pair if w}
     words |= {w for ws in lists.values() for w in ws}
     words = {w.rstrip("*") for w in words if w not in ("AND", "OR", "NOT") and not w.startswith(("NEAR", "@", "$"))}

@@ -25,6 +25,7 @@ from functools import partial
 from .document import Doc, Span
 from .entities import AliasIndex
 from .evidence import evidence
+from .learned import Model
 from .prefilter import Prefilter, key
 from .query import And, EntityRef, Near, Node, Not, Or, QueryError, Term, Title, parse
 from .scan import Scanner
@@ -112,9 +113,11 @@ class Tagger:
     """Tags documents with topics and entities; compile once, call :meth:`tag` per item."""
 
     def __init__(self, topics: Sequence[Topic], entities: Sequence[Entity],
-                 lists: Mapping[str, Sequence[str]] | None = None) -> None:
+                 lists: Mapping[str, Sequence[str]] | None = None, model: Model | None = None) -> None:
         """Compile all queries and aliases, ``$name`` in a query taken from ``lists`` (term list id -> words);
-        raise :class:`RuleError` for a bad topic."""
+        raise :class:`RuleError` for a bad topic. ``model``: the learned second route (:mod:`.learned`), which
+        may add topics the rules missed to a document that mentions an entity or a term of the rules."""
+        self._model = model
         self._aliases = AliasIndex(entities)
         known = {entity.id for entity in entities}
         self._topics = [_compile(topic, known, self._aliases, lists or {}) for topic in topics]
@@ -149,9 +152,9 @@ class Tagger:
             return TagResult()  # most documents
         return self.tag_document(Doc(title, body, self._aliases, found, *joined))
 
-    def tag_document(self, doc: Doc, prefilter: bool = True) -> TagResult:
+    def tag_document(self, doc: Doc, prefilter: bool = True, learned: bool = True) -> TagResult:
         """:meth:`tag` for a document made by :meth:`document` or :meth:`reference_document`; without
-        ``prefilter``, every topic's query is evaluated in full."""
+        ``prefilter``, every topic's query is evaluated in full; without ``learned``, the rules alone."""
         result = TagResult(entities=self._aliases.mentioned(doc))
         for compiled in self._topics:
             if prefilter and not compiled.prefilter.possible(doc.found):
@@ -159,6 +162,11 @@ class Tagger:
             spans = compiled.matcher(doc, False)
             if spans is not None:
                 result.topics[compiled.topic.id] = evidence(doc, spans)
+        if learned and self._model is not None and len(result.topics) < len(self._topics):
+            added = self._model.score(doc, result.entities, [t for t in self.topic_ids if t not in result.topics])
+            if added:
+                result.topics = {t: result.topics.get(t) or added[t] for t in self.topic_ids
+                                 if t in result.topics or t in added}
         return result
 
     def candidates(self, title: str, body: str) -> list[str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from pipelines.tagging import Entity, QueryError, RuleError, Tagger, Topic, word_tokens
+from pipelines.tagging.learned import Model, ModelError
 from pipelines.tagging.query import list_words
 from talentwatch.schema import ConfigError, check_keys, read_toml
 
@@ -16,21 +17,34 @@ KINDS = {"org", "person", "gov", "place"}
 
 
 class Rules(NamedTuple):
-    """What a topics.toml defines: topics, entities, and the term lists (id -> words) queries use as $id."""
+    """What a topics.toml defines: topics, entities, the term lists (id -> words) queries use as $id, and the
+    learned second route's model file (``[learned] model``, relative to the topics.toml), if any."""
 
     topics: list[Topic]
     entities: list[Entity]
     lists: dict[str, tuple[str, ...]]
+    model_path: Path | None = None
+    path: Path | None = None
 
-    def tagger(self) -> Tagger:
-        return Tagger(self.topics, self.entities, self.lists)
+    def tagger(self, learned: bool = True) -> Tagger:
+        """The Tagger; ConfigError for a model file that cannot be used."""
+        model = None
+        if learned and self.model_path is not None:
+            try:
+                model = Model.load(self.model_path, {e.id: e.kind for e in self.entities})
+            except ModelError as e:
+                raise ConfigError(self.path, "learned model", f"{self.model_path}: {e}") from None
+            unknown = sorted(set(model.topics) - {t.id for t in self.topics})
+            if unknown:
+                raise ConfigError(self.path, "learned model", f"{self.model_path}: unknown topic {', '.join(unknown)}")
+        return Tagger(self.topics, self.entities, self.lists, model)
 
 
 def load_rules(path: Path | str) -> Rules:
     """The rules of a topics.toml; ConfigError names the file, the entry and what is wrong."""
     path = Path(path)
     raw = read_toml(path)
-    check_keys(path, "", raw, {"topic", "entity", "terms"})
+    check_keys(path, "", raw, {"topic", "entity", "terms", "learned"})
     entities = [_entity(path, n, t) for n, t in enumerate(_tables(path, raw, "entity"), 1)]
     lists = [_term_list(path, n, t) for n, t in enumerate(_tables(path, raw, "terms"), 1)]
     topics = [_topic(path, n, t) for n, t in enumerate(_tables(path, raw, "topic"), 1)]
@@ -38,14 +52,15 @@ def load_rules(path: Path | str) -> Rules:
                       ("topic", [t.id for t in topics])):
         for dup in {i for i in ids if ids.count(i) > 1}:
             raise ConfigError(path, f"{kind} '{dup}'", "duplicate id")
-    return Rules(topics, entities, dict(lists))
+    return Rules(topics, entities, dict(lists), _model_path(path, raw), path)
 
 
-def load_tagger(path: Path | str) -> Tagger:
-    """A Tagger for a topics.toml; a bad query is a ConfigError naming the topic and the position."""
+def load_tagger(path: Path | str, learned: bool = True) -> Tagger:
+    """A Tagger for a topics.toml (without ``learned``: the rules alone); a bad query is a ConfigError naming
+    the topic and the position."""
     rules = load_rules(path)
     try:
-        return rules.tagger()
+        return rules.tagger(learned)
     except RuleError as e:
         raise ConfigError(path, f"topic '{e.topic_id}'", f"{e.message} at position {e.position}") from None
 
@@ -85,6 +100,19 @@ def _strings(path: Path, eid: str, t: dict, key: str) -> tuple[str, ...]:
     if not isinstance(values, list) or not all(isinstance(a, str) and a.strip() for a in values):
         raise ConfigError(path, f"entity '{eid}' {key}", "expected a list of non-empty strings")
     return tuple(values)
+
+
+def _model_path(path: Path, raw: dict) -> Path | None:
+    learned = raw.get("learned")
+    if learned is None:
+        return None
+    if not isinstance(learned, dict):
+        raise ConfigError(path, "learned", "expected a [learned] table")
+    check_keys(path, "learned ", learned, {"model"})
+    model = learned.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise ConfigError(path, "learned model", "expected the path of a model file")
+    return path.parent / model
 
 
 def _term_list(path: Path, n: int, t: dict) -> tuple[str, tuple[str, ...]]:
