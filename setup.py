@@ -11,7 +11,7 @@ setup(
     package_dir={"talentwatch_migrations": "alembic"},
     py_modules=["scheduler"],
     package_data={
-        "talentwatch": ["defaults/*.toml"],
+        "talentwatch": ["defaults/*.toml", "defaults/*.json"],
         "talentwatch_migrations": ["script.py.mako"],
         "digest": ["templates/*.j2"],
     },
@@ -30,6 +30,9 @@ setup(
         "trafilatura>=2,<3",  # pipelines/extract.py: article text and metadata (fulltext)
         "lxml_html_clean",  # trafilatura with lxml >= 5.2 needs it
     ],
-    extras_require={"test": ["pytest>=8", "pytest-timeout", "ruff", "hypothesis", "aiosmtpd>=1.4"]},
+    extras_require={
+        "train": ["scikit-learn>=1.3"],  # python -m pipelines.tagging.train: retrain the learned route
+        "test": ["pytest>=8", "pytest-timeout", "ruff", "hypothesis", "aiosmtpd>=1.4", "scikit-learn>=1.3"],
+    },
     entry_points={"console_scripts": ["talentwatch=talentwatch.__main__:main"]},
 )

@@ -33,12 +33,14 @@ class ModelError(ValueError):
 
 
 def stem(token: str) -> str:
-    """A light English stemmer: hires, hired, hiring -> hir; curbs -> curb; passes CJK and short words."""
-    if len(token) > 4 and token.isascii():
-        for suffix in ("ing", "ed", "es", "s"):
-            if token.endswith(suffix) and not token.endswith("ss"):
-                return token[: -len(suffix)]
-    return token
+    """A light English stemmer: hire, hires, hired, hiring -> hir; curbs -> curb; CJK and short words pass."""
+    if len(token) <= 3 or not token.isascii():
+        return token
+    for suffix in ("ing", "ed", "es", "s"):
+        if token.endswith(suffix) and not token.endswith("ss") and len(token) - len(suffix) >= 3:
+            token = token[: -len(suffix)]
+            break
+    return token[:-1] if token.endswith("e") and len(token) > 3 else token
 
 
 def _is_cjk(token: str) -> bool:
@@ -138,4 +140,4 @@ class Model:
             if start >= 0:
                 spans.append((start, start + (1 if " " in f or (len(f) == 2 and not f.isascii()) else 0)))
         snippets = evidence(doc, spans) if spans else []
-        return [f"learned ({p:.2f}): {', '.join(top)}", *snippets[:2]]
+        return [f"learned ({p:.2f})" + (f": {', '.join(top)}" if top else ""), *snippets[:2]]

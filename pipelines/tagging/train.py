@@ -5,9 +5,10 @@
 Needs scikit-learn (``pip install -e '.[train]'``); running the model does not. Per topic, a logistic
 regression (L2, classes balanced) over :func:`.learned.features` of every item of the split, features seen
 in at least two items. The regularisation strength and the threshold are chosen on the same items by
-cross-validation grouped by event (no event has items on both sides of a fold): the threshold is the lowest
-at which rules-or-model keeps a precision of at least ``--precision`` on the held-out folds, so the model
-adds what the rules miss without adding noise. Prints the cross-validated figures; writes the model where
+cross-validation grouped by event (no event has items on both sides of a fold): of the thresholds at which
+rules-or-model keeps a precision of at least ``--precision`` on the held-out folds, those with the best
+recall, and of those the middle one, so the model adds what the rules miss without adding noise; of equal
+recalls, the strongest regularisation. Prints the cross-validated figures; writes the model where
 the rules' ``[learned] model`` points (default) or to ``--out``.
 """
 
@@ -65,15 +66,19 @@ def train(items: Sequence[LabelledItem], tagger: Tagger, kinds: dict[str, str], 
                 clf.fit(x[train_idx], [y[i] for i in train_idx])
                 for i, p in zip(test_idx, clf.predict_proba(x[test_idx])[:, 1], strict=True):
                     oof[i] = p
+            feasible = []  # (recall, threshold, precision) keeping the precision
             for t in THRESHOLDS:
                 tp = sum(1 for yi, r, p in zip(y, rules, oof, strict=True) if yi and (r or p >= t))
                 fp = sum(1 for yi, r, p in zip(y, rules, oof, strict=True) if not yi and (r or p >= t))
                 precision = tp / (tp + fp) if tp + fp else 1.0
                 if precision >= min_precision:
-                    recall = tp / max(1, sum(y))
-                    if best is None or recall > best[0]:
-                        best = (recall, precision, c, t)
-                    break
+                    feasible.append((tp / max(1, sum(y)), t, precision))
+            if feasible:
+                top = max(f[0] for f in feasible)
+                ties = [f for f in feasible if f[0] == top]
+                recall, t, precision = ties[len(ties) // 2]  # the middle of the best thresholds
+                if best is None or recall > best[0]:
+                    best = (recall, precision, c, t)
         rules_tp = sum(1 for yi, r in zip(y, rules, strict=True) if yi and r)
         if best is None:
             log(f"{topic}: no threshold keeps precision {min_precision}; the model adds nothing")
