@@ -365,3 +365,11 @@ def test_term_list_errors(query: str, message: str) -> None:
     with pytest.raises(RuleError) as caught:
         Tagger([Topic("t", "T", query)], ENTITIES, LISTS)
     assert str(caught.value) == message
+
+
+def test_entity_kind_is_an_or_of_its_entities() -> None:
+    tagger = Tagger([Topic("t", "T", "hire* NEAR/3 @kind:org")], ENTITIES)
+    assert tagger.tag("DeepSeek hires", "").topics == {"t": ["DeepSeek hires"]}
+    assert tagger.tag("삼성 hires", "").topics and not tagger.tag("The US hires", "").topics
+    with pytest.raises(RuleError, match=r"no entity of kind '@kind:lab' \(kinds: @kind:gov, @kind:org\) at position 0"):
+        Tagger([Topic("t", "T", "@kind:lab")], ENTITIES)

@@ -119,8 +119,10 @@ class Tagger:
         may add topics the rules missed to a document that mentions an entity or a term of the rules."""
         self._model = model
         self._aliases = AliasIndex(entities)
-        known = {entity.id for entity in entities}
-        self._topics = [_compile(topic, known, self._aliases, lists or {}) for topic in topics]
+        kinds: dict[str, list[str]] = {}
+        for entity in entities:
+            kinds.setdefault(entity.kind, []).append(entity.id)
+        self._topics = [_compile(topic, kinds, self._aliases, lists or {}) for topic in topics]
         terms = {key(t.tokens, t.prefix) for c in self._topics for t in _terms(c.node)}
         self._scanner = Scanner(self._aliases.keys.union(terms, *(c.prefilter.keys for c in self._topics)))
         # A document with none of these keys mentions no entity and passes no prefilter (None: a topic's
@@ -198,11 +200,13 @@ def _score(clauses: list[Clause]) -> tuple[int, int]:
     return hits, -len(clauses)
 
 
-def _compile(topic: Topic, known: set[str], aliases: AliasIndex, lists: Mapping[str, Sequence[str]]) -> _Compiled:
+def _compile(topic: Topic, kinds: Mapping[str, Sequence[str]], aliases: AliasIndex,
+             lists: Mapping[str, Sequence[str]]) -> _Compiled:
     try:
-        node = parse(topic.query, lists)
+        node = parse(topic.query, lists, kinds)
     except QueryError as exc:
         raise RuleError(topic.id, exc.message, exc.position) from exc
+    known = {i for ids in kinds.values() for i in ids}
     for ref in _entity_refs(node):
         if ref.id not in known:
             raise RuleError(topic.id, f"unknown entity '@{ref.id}'", ref.pos)

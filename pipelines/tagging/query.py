@@ -11,7 +11,7 @@ Grammar, loosest binding first::
 
 ``$list-id`` stands for a named term list (``[[terms]]`` in topics.toml): an OR of its words
 and phrases, each read as a query word or phrase (a trailing ``*`` is a prefix). A ``$`` not
-followed by a letter is an ordinary character (``$18M``).
+followed by a letter is an ordinary character (``$18M``). ``@kind:K`` is an OR of every entity of kind K.
 
 Operators are upper-case keywords; ``and``, ``or`` and ``near`` are plain words
 (``title:`` is accepted in any case). NEAR operands must give match positions: words,
@@ -352,9 +352,10 @@ def _check_positional(node: Node) -> None:
 
 
 class _Parser:
-    def __init__(self, query: str, lists: Mapping[str, Sequence[str]]) -> None:
+    def __init__(self, query: str, lists: Mapping[str, Sequence[str]], kinds: Mapping[str, Sequence[str]]) -> None:
         self.toks = _lex(query)
         self.lists = lists
+        self.kinds = kinds
         self.i = 0
 
     def peek(self) -> _Tok:
@@ -412,6 +413,13 @@ class _Parser:
         tok = self.take()
         if tok.kind in ("WORD", "PHRASE"):
             return _term(tok.text, tok.pos, quoted=tok.kind == "PHRASE")
+        if tok.kind == "ENTITY" and tok.text.startswith("kind:"):
+            ids = self.kinds.get(tok.text[5:])
+            if not ids:
+                known = ", ".join(f"@kind:{k}" for k in sorted(self.kinds)) or "none"
+                raise QueryError(f"no entity of kind '@{tok.text}' (kinds: {known})", tok.pos)
+            refs = tuple(EntityRef(i, tok.pos) for i in ids)
+            return refs[0] if len(refs) == 1 else Or(refs, tok.pos)
         if tok.kind == "ENTITY":
             return EntityRef(tok.text, tok.pos)
         if tok.kind == "LIST":
@@ -436,7 +444,8 @@ class _Parser:
         raise QueryError(f"expected a term but found {_describe(tok)}", tok.pos)
 
 
-def parse(query: str, lists: Mapping[str, Sequence[str]] | None = None) -> Node:
-    """Parse a query into an AST, ``$name`` taken from ``lists`` (term list id -> words); raise
-    :class:`QueryError` with a 0-based position."""
-    return _Parser(query, lists or {}).parse()
+def parse(query: str, lists: Mapping[str, Sequence[str]] | None = None,
+          kinds: Mapping[str, Sequence[str]] | None = None) -> Node:
+    """Parse a query into an AST, ``$name`` taken from ``lists`` (term list id -> words) and ``@kind:K`` from
+    ``kinds`` (kind -> entity ids); raise :class:`QueryError` with a 0-based position."""
+    return _Parser(query, lists or {}, kinds or {}).parse()
