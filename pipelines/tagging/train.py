@@ -6,9 +6,10 @@ Needs scikit-learn (``pip install -e '.[train]'``); running the model does not. 
 regression (L2, classes balanced) over :func:`.learned.features` of every item of the split, features seen
 in at least two items. The regularisation strength and the threshold are chosen on the same items by
 cross-validation grouped by event (no event has items on both sides of a fold): of the thresholds at which
-rules-or-model keeps a precision of at least ``--precision`` on the held-out folds, those with the best
-recall, and of those the middle one, so the model adds what the rules miss without adding noise; of equal
-recalls, the strongest regularisation. Prints the cross-validated figures; writes the model where
+what the model adds to the rules (items they did not tag) keeps a precision of at least ``--precision`` on the
+held-out folds, those with the best recall of rules-or-model, and of those the middle one, so the model adds
+what the rules miss without adding noise; of equal recalls, the strongest regularisation. A topic for which
+the model adds no recall on the held-out folds is left out of the model. Prints the cross-validated figures; writes the model where
 the rules' ``[learned] model`` points (default) or to ``--out``.
 """
 
@@ -66,12 +67,12 @@ def train(items: Sequence[LabelledItem], tagger: Tagger, kinds: dict[str, str], 
                 clf.fit(x[train_idx], [y[i] for i in train_idx])
                 for i, p in zip(test_idx, clf.predict_proba(x[test_idx])[:, 1], strict=True):
                     oof[i] = p
-            feasible = []  # (recall, threshold, precision) keeping the precision
+            feasible = []  # (recall, threshold, precision of what the model adds) keeping that precision
             for t in THRESHOLDS:
-                tp = sum(1 for yi, r, p in zip(y, rules, oof, strict=True) if yi and (r or p >= t))
-                fp = sum(1 for yi, r, p in zip(y, rules, oof, strict=True) if not yi and (r or p >= t))
-                precision = tp / (tp + fp) if tp + fp else 1.0
+                added = [yi for yi, r, p in zip(y, rules, oof, strict=True) if not r and p >= t]
+                precision = sum(added) / len(added) if added else 1.0
                 if precision >= min_precision:
+                    tp = sum(1 for yi, r, p in zip(y, rules, oof, strict=True) if yi and (r or p >= t))
                     feasible.append((tp / max(1, sum(y)), t, precision))
             if feasible:
                 top = max(f[0] for f in feasible)
@@ -84,8 +85,13 @@ def train(items: Sequence[LabelledItem], tagger: Tagger, kinds: dict[str, str], 
             log(f"{topic}: no threshold keeps precision {min_precision}; the model adds nothing")
             continue
         recall, precision, c, t = best
+        if recall <= rules_tp / max(1, sum(y)):
+            log(f"{topic}: cross-validated by event, the model adds nothing to the rules' recall "
+                f"{rules_tp / max(1, sum(y)):.3f}; left out")
+            continue
         log(f"{topic}: cross-validated by event, rules alone recall {rules_tp / max(1, sum(y)):.3f}; "
-            f"rules or model (C={c}, threshold {t:.2f}) precision {precision:.3f} recall {recall:.3f}")
+            f"rules or model (C={c}, threshold {t:.2f}) recall {recall:.3f}, precision of the model's additions "
+            f"{precision:.3f}")
         clf = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(x, y)
         weights = {str(n): round(float(w), 4) for n, w in zip(names, clf.coef_[0], strict=True) if abs(w) >= 0.005}
         model["topics"][topic] = {"bias": round(float(clf.intercept_[0]), 4), "threshold": t,
@@ -100,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--topics", default=str(Path(__file__).resolve().parents[2] / "talentwatch" / "defaults"
                                                 / "topics.toml"), help="the rules (default: the shipped ones)")
     parser.add_argument("--out", help="where to write the model (default: the rules' [learned] model)")
-    parser.add_argument("--precision", type=float, default=0.97, help="cross-validated precision to keep")
+    parser.add_argument("--precision", type=float, default=0.9,
+                        help="cross-validated precision of the model's additions to keep (default 0.9)")
     args = parser.parse_args(argv)
     rules = load_rules(args.topics)
     tagger = Tagger(rules.topics, rules.entities, rules.lists)  # rules alone
