@@ -33,13 +33,13 @@ def test_features_words_pairs_cjk_and_entities() -> None:
 
 
 @pytest.mark.parametrize(("title", "tagged"), [
-    ("Meta lures OpenAI researchers", True),  # -2 + 1.5 + 0.8 = 0.3: p = 0.57
-    ("Lures for wildlife at OpenAI", False),
-    ("Weather at OpenAI", False),
+    ("Meta lures OpenAI researchers from rivals", True),  # -2 + 1.5 + 0.8 = 0.3: p = 0.57
+    ("Meta lures wildlife from rivals", False),           # -4 for wildlife
+    ("Meta lures OpenAI researchers", False),             # no 'rivals': the query could not match, not scored
 ])
-def test_model_adds_a_topic_with_evidence(title: str, tagged: bool) -> None:
+def test_model_adds_a_topic_the_query_nearly_matched(title: str, tagged: bool) -> None:
     model = Model({"poaching": TopicModel(-2.0, 0.55, {"lur": 1.5, "@kind:org": 0.8, "wildlif": -4.0})}, KINDS)
-    tagger = Tagger([Topic("poaching", "P", "poach*")], ENTITIES, model=model)
+    tagger = Tagger([Topic("poaching", "P", "lure* NEAR/1 rivals")], ENTITIES, model=model)
     topics = tagger.tag(title, "").topics
     assert ("poaching" in topics) is tagged
     if tagged:
@@ -50,9 +50,9 @@ def test_model_adds_a_topic_with_evidence(title: str, tagged: bool) -> None:
 
 def test_rules_keep_their_evidence_and_order() -> None:
     model = Model({"b": TopicModel(5.0, 0.5, {})}, KINDS)
-    tagger = Tagger([Topic("a", "A", "poach*"), Topic("b", "B", "nothing")], ENTITIES, model=model)
-    assert list(tagger.tag("OpenAI poaches", "").topics.items()) == [
-        ("a", ["OpenAI poaches"]), ("b", ["learned (0.99)"])]
+    tagger = Tagger([Topic("a", "A", "poach*"), Topic("b", "B", "nothing NEAR/1 poach*")], ENTITIES, model=model)
+    assert list(tagger.tag("Nothing says OpenAI poaches", "").topics.items()) == [
+        ("a", ["Nothing says OpenAI poaches"]), ("b", ["learned (0.99)"])]
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -78,7 +78,7 @@ aliases = ["Meta"]
 [[topic]]
 id = "poaching"
 name = "P"
-query = 'poach*'
+query = 'lure* NEAR/1 rivals'
 """
 
 
@@ -87,9 +87,9 @@ def test_model_named_by_topics_toml(home: Home, tmp_path: Path) -> None:
     topics = home.path / "topics.toml"
     model = {"version": 1, "topics": {"poaching": {"bias": -1, "threshold": 0.5, "weights": {"lur": 2}}}}
     (topics.parent / "model.json").write_text(json.dumps(model))
-    assert "poaching" in load_tagger(topics).tag("Meta lures staff", "").topics
-    assert load_tagger(topics, learned=False).tag("Meta lures staff", "").topics == {}
-    assert load_tagger(topics).tag("A lab lures staff", "").topics == {}  # no entity, no rule term: not scored
+    assert "poaching" in load_tagger(topics).tag("Meta lures staff from rivals", "").topics
+    assert load_tagger(topics, learned=False).tag("Meta lures staff from rivals", "").topics == {}
+    assert load_tagger(topics).tag("Meta lures staff", "").topics == {}  # the query could not match: not scored
     model["topics"]["travel"] = model["topics"]["poaching"]
     (topics.parent / "model.json").write_text(json.dumps(model))
     result = home.run("rules", "test", str(write_items(tmp_path)))
@@ -106,7 +106,8 @@ def write_items(tmp_path: Path) -> Path:
 
 
 def test_train_writes_a_model_that_tags(tmp_path: Path) -> None:
-    """Training on event-grouped folds, on a tiny set where 'lures' marks the topic and the rules miss it."""
+    """Training on event-grouped folds, on a tiny set where the rules miss every item and 'researchers' (not
+    'shoppers') marks the topic."""
     pytest.importorskip("sklearn", reason="training needs scikit-learn: pip install -e '.[train]'")
     from pipelines.tagging.train import main
 
@@ -115,8 +116,9 @@ def test_train_writes_a_model_that_tags(tmp_path: Path) -> None:
     rows = []
     for n in range(40):
         positive = n % 2 == 0
-        verb = ["lures", "woos", "hires away", "lured"][n % 4 // 2 + (2 if n >= 20 else 0)]
-        title = f"Meta {verb} researchers from lab {n}" if positive else f"Meta opens office number {n} in town"
+        adjective = ["top", "star", "senior", "key"][n % 4]
+        who = "researchers" if positive else "shoppers"
+        title = f"Meta lures {adjective} {who} away from rivals {n}"
         rows.append({"title": title, "summary": "", "labels": ["poaching"] if positive else [],
                      "event": f"e{n}", "split": "tune"})
     data = tmp_path / "items.jsonl"
@@ -125,5 +127,5 @@ def test_train_writes_a_model_that_tags(tmp_path: Path) -> None:
     model = json.loads((tmp_path / "m.json").read_text())
     assert model["version"] == 1 and model["topics"]["poaching"]["weights"]["researcher"] > 0
     tagger = load_tagger(topics)
-    assert "poaching" in tagger.tag("Meta lures researchers from a rival", "").topics
-    assert tagger.tag("Meta opens an office in Paris", "").topics == {}
+    assert "poaching" in tagger.tag("Meta lures star researchers away from rivals", "").topics
+    assert tagger.tag("Meta lures bargain shoppers away from rivals", "").topics == {}

@@ -116,7 +116,8 @@ class Tagger:
                  lists: Mapping[str, Sequence[str]] | None = None, model: Model | None = None) -> None:
         """Compile all queries and aliases, ``$name`` in a query taken from ``lists`` (term list id -> words);
         raise :class:`RuleError` for a bad topic. ``model``: the learned second route (:mod:`.learned`), which
-        may add topics the rules missed to a document that mentions an entity or a term of the rules."""
+        may add a topic the rules missed to a document that passed the topic's prefilter (it has the terms a
+        match of the query needs, but the query did not match)."""
         self._model = model
         self._aliases = AliasIndex(entities)
         kinds: dict[str, list[str]] = {}
@@ -158,14 +159,17 @@ class Tagger:
         """:meth:`tag` for a document made by :meth:`document` or :meth:`reference_document`; without
         ``prefilter``, every topic's query is evaluated in full; without ``learned``, the rules alone."""
         result = TagResult(entities=self._aliases.mentioned(doc))
+        near_misses = []  # topics whose prefilter let the document through but whose query did not match
         for compiled in self._topics:
             if prefilter and not compiled.prefilter.possible(doc.found):
                 continue
             spans = compiled.matcher(doc, False)
             if spans is not None:
                 result.topics[compiled.topic.id] = evidence(doc, spans)
-        if learned and self._model is not None and len(result.topics) < len(self._topics):
-            added = self._model.score(doc, result.entities, [t for t in self.topic_ids if t not in result.topics])
+            else:
+                near_misses.append(compiled.topic.id)
+        if learned and self._model is not None and near_misses:
+            added = self._model.score(doc, result.entities, near_misses)
             if added:
                 result.topics = {t: result.topics.get(t) or added[t] for t in self.topic_ids
                                  if t in result.topics or t in added}

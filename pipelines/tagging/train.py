@@ -9,8 +9,8 @@ cross-validation grouped by event (no event has items on both sides of a fold): 
 what the model adds to the rules (items they did not tag) keeps a precision of at least ``--precision`` on the
 held-out folds, those with the best recall of rules-or-model, and of those the middle one, so the model adds
 what the rules miss without adding noise; of equal recalls, the strongest regularisation. A topic for which
-the model adds no recall on the held-out folds is left out of the model. Prints the cross-validated figures; writes the model where
-the rules' ``[learned] model`` points (default) or to ``--out``.
+the model adds no recall on the held-out folds is left out of the model. Prints the cross-validated figures;
+writes the model where the rules' ``[learned] model`` points (default) or to ``--out``.
 """
 
 from __future__ import annotations
