@@ -315,7 +315,8 @@ def _archive_options(config: Config) -> Any:
     from pipelines.tagging.rules import load_rules
 
     rules = load_rules(config.topics_path)
-    terms = config.get("archive", "terms") or key_terms([t.query for t in rules.topics], lists=rules.lists)
+    terms = config.get("archive", "terms") or key_terms([t.query for t in rules.topics], lists=rules.lists,
+                                                        kinds=rules.kinds)
     return ArchiveOptions(config.get("archive", "wayback_url"), config.get("archive", "google_news_url"),
                           config.get("archive", "gdelt_url"), tuple(terms))
 

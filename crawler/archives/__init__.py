@@ -131,13 +131,14 @@ def make_providers(names: Sequence[str], options: ArchiveOptions) -> list[Provid
     return [cls(options) for name, cls in provider_classes().items() if name in names]
 
 
-def key_terms(queries: Sequence[str], budget: int = 24, lists: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+def key_terms(queries: Sequence[str], budget: int = 24, lists: Mapping[str, Sequence[str]] | None = None,
+              kinds: Mapping[str, Sequence[str]] | None = None) -> list[str]:
     """Search terms from topic queries: the words and phrases each query looks for, in the query's order (not
     those under NOT, not wildcards, no single word under 4 letters), taken from the topics in turn until ``budget``
     words are used (Google reads 32 words of a query)."""
     from pipelines.tagging import parse
 
-    per_topic = [[t for t in dict.fromkeys(_positive_terms(parse(q, lists)))
+    per_topic = [[t for t in dict.fromkeys(_positive_terms(parse(q, lists, kinds)))
                   if " " in t or len(t) >= 4 or not t.isascii()] for q in queries]
     terms: list[str] = []
     words = 0

@@ -26,6 +26,14 @@ class Rules(NamedTuple):
     model_path: Path | None = None
     path: Path | None = None
 
+    @property
+    def kinds(self) -> dict[str, list[str]]:
+        """Entity kind -> the ids of its entities (what ``@kind:K`` in a query stands for)."""
+        kinds: dict[str, list[str]] = {}
+        for entity in self.entities:
+            kinds.setdefault(entity.kind, []).append(entity.id)
+        return kinds
+
     def tagger(self, learned: bool = True) -> Tagger:
         """The Tagger; ConfigError for a model file that cannot be used."""
         model = None
