@@ -5,7 +5,8 @@ they are. The model is a small JSON file (``pipelines/tagging/train.py`` writes 
 
     {"version": 1, "topics": {"poaching": {"bias": -3.1, "threshold": 0.7, "weights": {"lure": 1.2, ...}}}}
 
-Features (:func:`features`) are presence, not counts: each Latin token of title and body, lightly stemmed
+Features (:func:`features`) are presence, not counts, over the first MAX_TOKENS tokens (the title and the lede,
+which is what the labelled items hold): each Latin token of title and body, lightly stemmed
 (:func:`stem`), each pair of neighbouring tokens within a field, each pair of neighbouring CJK characters,
 each entity the document mentions (``@id``) and its kind (``@kind:org``). Scoring is a sum of the weights of
 the features present: no NumPy at run time. A tag it adds carries evidence: the features that weighed most,
@@ -26,6 +27,7 @@ from .query import _CJK_CHAR, FIELD_SEPARATOR
 
 MODEL_VERSION = 1
 TOP_FEATURES = 3
+MAX_TOKENS = 300  # the title and the lede: what the model was trained on (and a bound on its cost)
 
 
 class ModelError(ValueError):
@@ -52,7 +54,7 @@ def features(doc: Doc, entities: Iterable[str], kinds: Mapping[str, str]) -> dic
     found: dict[str, int] = {}
     prev = ""
     prev_cjk = False
-    for i, token in enumerate(doc.tokens):
+    for i, token in enumerate(doc.tokens[:MAX_TOKENS]):
         if token == FIELD_SEPARATOR:
             prev, prev_cjk = "", False
             continue

@@ -159,14 +159,15 @@ class Tagger:
         """:meth:`tag` for a document made by :meth:`document` or :meth:`reference_document`; without
         ``prefilter``, every topic's query is evaluated in full; without ``learned``, the rules alone."""
         result = TagResult(entities=self._aliases.mentioned(doc))
-        near_misses = []  # topics whose prefilter let the document through but whose query did not match
+        near_misses = []  # topics whose prefilter lets the document through but whose query did not match
         for compiled in self._topics:
-            if prefilter and not compiled.prefilter.possible(doc.found):
+            possible = compiled.prefilter.possible(doc.found)
+            if prefilter and not possible:
                 continue
             spans = compiled.matcher(doc, False)
             if spans is not None:
                 result.topics[compiled.topic.id] = evidence(doc, spans)
-            else:
+            elif possible:
                 near_misses.append(compiled.topic.id)
         if learned and self._model is not None and near_misses:
             added = self._model.score(doc, result.entities, near_misses)

@@ -29,6 +29,7 @@ from .rules import load_rules
 C_VALUES = (0.1, 0.3, 1.0, 3.0)
 FOLDS = 5
 MIN_ITEMS = 2  # a feature must occur in at least this many training items
+MIN_WEIGHT = 0.02  # smaller weights are left out of the file (they move no decision)
 THRESHOLDS = [t / 100 for t in range(30, 100)]
 
 
@@ -53,7 +54,7 @@ def train(items: Sequence[LabelledItem], tagger: Tagger, kinds: dict[str, str], 
     vectorizer = DictVectorizer()
     x = vectorizer.fit_transform(feats)
     names = vectorizer.get_feature_names_out()
-    groups = [item.event for item in items]
+    groups = [item.extra.get("family", item.event) for item in items]  # related events stay in one fold
     ruled = [set(tagger.tag_document(tagger.document(i.title, i.summary), learned=False).topics) for i in items]
     model: dict = {"version": MODEL_VERSION, "topics": {}}
     for topic in topics:
@@ -93,7 +94,7 @@ def train(items: Sequence[LabelledItem], tagger: Tagger, kinds: dict[str, str], 
             f"rules or model (C={c}, threshold {t:.2f}) recall {recall:.3f}, precision of the model's additions "
             f"{precision:.3f}")
         clf = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(x, y)
-        weights = {str(n): round(float(w), 4) for n, w in zip(names, clf.coef_[0], strict=True) if abs(w) >= 0.005}
+        weights = {str(n): round(float(w), 3) for n, w in zip(names, clf.coef_[0], strict=True) if abs(w) >= MIN_WEIGHT}
         model["topics"][topic] = {"bias": round(float(clf.intercept_[0]), 4), "threshold": t,
                                   "C": c, "weights": dict(sorted(weights.items()))}
     return model
@@ -102,7 +103,8 @@ def train(items: Sequence[LabelledItem], tagger: Tagger, kinds: dict[str, str], 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.tagging.train", description=__doc__.split("\n")[0])
     parser.add_argument("file", help="labelled items (JSON Lines, with event and split)")
-    parser.add_argument("--split", default="tune", help="train on the items of this split (default: tune)")
+    parser.add_argument("--split", default="tune",
+                        help="train on the items of this split (default: tune; 'all': every item)")
     parser.add_argument("--topics", default=str(Path(__file__).resolve().parents[2] / "talentwatch" / "defaults"
                                                 / "topics.toml"), help="the rules (default: the shipped ones)")
     parser.add_argument("--out", help="where to write the model (default: the rules' [learned] model)")
@@ -111,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rules = load_rules(args.topics)
     tagger = Tagger(rules.topics, rules.entities, rules.lists)  # rules alone
-    items = [i for i in read_labelled(args.file, tagger.topic_ids) if i.split == args.split]
+    items = [i for i in read_labelled(args.file, tagger.topic_ids) if args.split in ("all", i.split)]
     kinds = {e.id: e.kind for e in rules.entities}
     model = train(items, tagger, kinds, tagger.topic_ids, args.precision)
     out = Path(args.out) if args.out else rules.model_path
