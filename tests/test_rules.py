@@ -16,13 +16,14 @@ from pipelines.tagging.rules import load_rules, load_tagger
 DEV = REPO / "tests" / "data" / "labelled" / "dev.jsonl"
 SHIPPED = REPO / "talentwatch" / "defaults" / "topics.toml"
 TOPICS = ("travel-approval", "poaching", "export-controls")
-# The figures the shipped rules reach (docs/topics.md), rounded down: a regression shows. The held-out events
-# were set aside before any tuning; their errors were read after the first round of rules, so their figures are
-# no longer a measure of unseen events (the fresh batch is) but still a floor.
+# The figures the shipped rules (and learned route) reach on the set (docs/topics.md), rounded down: a regression
+# shows. Every event of the set has been seen by now (the held-out events' and fresh batches' errors were read
+# after their figures were reported, and the learned route is trained on every item), so these are floors, not
+# measures of unseen events: the next fresh batch is.
 FLOORS = {  # topic: (tune precision, tune recall, holdout precision, holdout recall)
-    "travel-approval": (0.95, 0.92, 0.90, 0.75),
-    "poaching": (0.98, 0.95, 0.92, 0.90),
-    "export-controls": (0.93, 0.96, 0.92, 0.90),
+    "travel-approval": (0.95, 0.92, 0.90, 0.60),
+    "poaching": (0.97, 0.95, 0.93, 0.92),
+    "export-controls": (0.93, 0.95, 0.95, 0.92),
 }
 
 
