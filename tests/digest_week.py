@@ -41,6 +41,7 @@ def crawl_week(tmp: Path, server: FeedServer, extra_config: str = "") -> Home:
     home = Home(tmp, f"sqlite:///{tmp / 'talentwatch.db'}")
     topics = (DEFAULTS_DIR / "topics.toml").read_text() + "\n" + (DATA / "digest" / "extra_topics.toml").read_text()
     home.write_config(None, topics=topics, extra='sources = "sources.toml"\n' + extra_config)
+    shutil.copy(DEFAULTS_DIR / "topics.model.json", home.path)  # the shipped rules' [learned] model, beside them
     result = home.run("crawl")
     assert result.code == 0, result.err
     return home

@@ -41,7 +41,9 @@ class Rules(NamedTuple):
             try:
                 model = Model.load(self.model_path, {e.id: e.kind for e in self.entities})
             except ModelError as e:
-                raise ConfigError(self.path, "learned model", f"{self.model_path}: {e}") from None
+                hint = ("; copy the shipped talentwatch/defaults/topics.model.json beside it, or remove [learned]"
+                        if not self.model_path.exists() else "")
+                raise ConfigError(self.path, "learned model", f"{self.model_path}: {e}{hint}") from None
             unknown = sorted(set(model.topics) - {t.id for t in self.topics})
             if unknown:
                 raise ConfigError(self.path, "learned model", f"{self.model_path}: unknown topic {', '.join(unknown)}")
