@@ -75,19 +75,13 @@ class Doc:
         return self._vocab
 
     def positions(self, token: str) -> list[int]:
-        """Token indices where ``token`` occurs."""
-        found = self._positions.get(token)
-        if found is None:
-            found = []
-            index, i = self.tokens.index, -1
-            try:
-                while True:
-                    i = index(token, i + 1)
-                    found.append(i)
-            except ValueError:
-                pass
-            self._positions[token] = found
-        return found
+        """Token indices where ``token`` occurs (all tokens are indexed in one pass, on the first call)."""
+        if not self._positions:
+            index: dict[str, list[int]] = {}
+            for i, t in enumerate(self.tokens):
+                index.setdefault(t, []).append(i)
+            self._positions = index
+        return self._positions.get(token, [])
 
     @property
     def joined(self) -> str:

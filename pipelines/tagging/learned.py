@@ -45,8 +45,17 @@ def stem(token: str) -> str:
     return token[:-1] if token.endswith("e") and len(token) > 3 else token
 
 
-def _is_cjk(token: str) -> bool:
-    return len(token) == 1 and not token.isascii() and _CJK_CHAR.match(token) is not None
+_WORDS: dict[str, tuple[str, bool]] = {}  # token -> (its feature, whether it is a CJK character), a bounded cache
+
+
+def _word(token: str) -> tuple[str, bool]:
+    word = _WORDS.get(token)
+    if word is None:
+        cjk = len(token) == 1 and not token.isascii() and _CJK_CHAR.match(token) is not None
+        word = (token if cjk else stem(token), cjk)
+        if len(_WORDS) < 200_000:
+            _WORDS[token] = word
+    return word
 
 
 def features(doc: Doc, entities: Iterable[str], kinds: Mapping[str, str]) -> dict[str, int]:
@@ -58,16 +67,13 @@ def features(doc: Doc, entities: Iterable[str], kinds: Mapping[str, str]) -> dic
         if token == FIELD_SEPARATOR:
             prev, prev_cjk = "", False
             continue
-        cjk = _is_cjk(token)
-        if cjk:
-            feature = token
-            if prev_cjk:
-                found.setdefault(prev + token, i - 1)
-        else:
-            feature = stem(token)
-            if prev and not prev_cjk:
-                found.setdefault(f"{prev} {feature}", i - 1)
-        found.setdefault(feature, i)
+        feature, cjk = _word(token)
+        if prev:
+            pair = prev + feature if cjk and prev_cjk else f"{prev} {feature}" if not (cjk or prev_cjk) else None
+            if pair is not None and pair not in found:
+                found[pair] = i - 1
+        if feature not in found:
+            found[feature] = i
         prev, prev_cjk = feature, cjk
     for entity_id in entities:
         found.setdefault(f"@{entity_id}", -1)

@@ -263,7 +263,13 @@ def _compile_node(node: Node) -> Matcher:
         case And(children):
             return partial(_match_and, tuple(map(_compile_node, children)))
         case Or(children):
-            return partial(_match_or, tuple(map(_compile_node, children)))
+            # A term list makes ORs of many words: only those whose key the document has are evaluated.
+            by_key: dict[str, list[Matcher]] = {}
+            for child in children:
+                if isinstance(child, Term):
+                    by_key.setdefault(key(child.tokens, child.prefix), []).append(_compile_node(child))
+            others = tuple(_compile_node(c) for c in children if not isinstance(c, Term))
+            return partial(_match_or, frozenset(by_key), by_key, others)
         case Near(left, right, n):
             return partial(_match_near, _compile_node(left), _compile_node(right), n)
     raise TypeError(f"not a query node: {node!r}")
@@ -317,8 +323,10 @@ def _match_and(children: tuple[Matcher, ...], doc: Doc, title_only: bool) -> Spa
     return spans
 
 
-def _match_or(children: tuple[Matcher, ...], doc: Doc, title_only: bool) -> Spans:
-    results = [r for child in children if (r := child(doc, title_only)) is not None]
+def _match_or(keys: frozenset[str], by_key: dict[str, list[Matcher]], others: tuple[Matcher, ...], doc: Doc,
+              title_only: bool) -> Spans:
+    children = [m for k in keys.intersection(doc.found) for m in by_key[k]]
+    results = [r for child in (*children, *others) if (r := child(doc, title_only)) is not None]
     return [s for r in results for s in r] if results else None
 
 
