@@ -30,7 +30,7 @@ def crawl_week(tmp: Path, server: FeedServer, extra_config: str = "") -> Home:
     """Serve the week's feeds, configure one source per outlet (named as in the corpus MANIFEST) plus the failing
     one, and crawl once."""
     names = {row[0]: row[1] for row in (line.split("\t") for line in
-             (CORPUS / "feeds" / "MANIFEST.tsv").read_text().splitlines()[1:]) if len(row) > 1}
+             (need_corpus() / "feeds" / "MANIFEST.tsv").read_text().splitlines()[1:]) if len(row) > 1}
     sources: dict[str, tuple[str, list[str]]] = {FAILING[0]: ("Reuters", [server.url(FAILING[1])])}
     for p in week_feeds():
         server.put(f"/{p.name}", p.read_bytes())
