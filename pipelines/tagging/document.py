@@ -20,13 +20,15 @@ if TYPE_CHECKING:
     from .entities import AliasIndex
 
 Span = tuple[int, int]  # positions of the first and last token
+LOOKUPS_BEFORE_INDEX = 12  # tokens looked up one by one before a document indexes all of its tokens
 
 
 class Doc:
     """Title and body as one token sequence, with positions and offsets built on demand."""
 
-    __slots__ = ("_body_joined", "_body_start", "_entity_spans", "_joined", "_offsets", "_positions", "_raw",
-                 "_raw_joined", "_sorted", "_title_joined", "_tokens", "_vocab", "aliases", "body", "found", "title")
+    __slots__ = ("_body_joined", "_body_start", "_entity_spans", "_indexed", "_joined", "_offsets", "_positions",
+                 "_raw", "_raw_joined", "_sorted", "_title_joined", "_tokens", "_vocab", "aliases", "body", "found",
+                 "title")
 
     def __init__(self, title: str, body: str, aliases: AliasIndex | None, found: Collection[str],
                  joined: str | None = None, title_joined: str | None = None, body_joined: str | None = None) -> None:
@@ -40,6 +42,7 @@ class Doc:
         self._body_start: int | None = None
         self._vocab: set[str] | None = None
         self._positions: dict[str, list[int]] = {}
+        self._indexed = False
         self._sorted: list[str] | None = None
         self._raw: list[str] | None = None
         self._raw_joined: str | None = None
@@ -75,13 +78,27 @@ class Doc:
         return self._vocab
 
     def positions(self, token: str) -> list[int]:
-        """Token indices where ``token`` occurs (all tokens are indexed in one pass, on the first call)."""
-        if not self._positions:
-            index: dict[str, list[int]] = {}
-            for i, t in enumerate(self.tokens):
-                index.setdefault(t, []).append(i)
-            self._positions = index
-        return self._positions.get(token, [])
+        """Token indices where ``token`` occurs. The first tokens asked for are looked up one by one (a scan in C);
+        a document asked for more has all its tokens indexed in one pass."""
+        found = self._positions.get(token)
+        if found is not None or self._indexed:
+            return found or []
+        if len(self._positions) < LOOKUPS_BEFORE_INDEX:
+            found = []
+            index, i = self.tokens.index, -1
+            try:
+                while True:
+                    i = index(token, i + 1)
+                    found.append(i)
+            except ValueError:
+                pass
+            self._positions[token] = found
+            return found
+        positions: dict[str, list[int]] = {}
+        for i, t in enumerate(self.tokens):
+            positions.setdefault(t, []).append(i)
+        self._positions, self._indexed = positions, True
+        return positions.get(token, [])
 
     @property
     def joined(self) -> str:

@@ -27,7 +27,7 @@ from .query import _CJK_CHAR, FIELD_SEPARATOR
 
 MODEL_VERSION = 1
 TOP_FEATURES = 3
-MAX_TOKENS = 300  # the title and the lede: what the model was trained on (and a bound on its cost)
+MAX_TOKENS = 160  # the title and the lede: what the model was trained on (and a bound on its cost)
 
 
 class ModelError(ValueError):
