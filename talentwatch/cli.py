@@ -155,15 +155,15 @@ def _load_sources(config: Config, only: Sequence[str] = ()) -> list[Any]:
 
 def _open_synced(config: Config, sources: Sequence[Any]) -> Engine:
     """Open the database and mirror the configured sources, feeds, topics and entities into it."""
-    from pipelines.tagging.rules import load_rules, load_tagger
+    from pipelines.tagging.rules import load_rules
     from store.db import open_database
     from store.queries import sync_config
 
-    load_tagger(config.topics_path)  # validates every query before anything is written
-    topics, entities, *_ = load_rules(config.topics_path)
+    rules = load_rules(config.topics_path)
+    rules.tagger()  # validates every query (and the learned model) before anything is written
     engine = open_database(config.database_url)
     with Session(engine) as session, session.begin():
-        sync_config(session, sources, topics, entities)
+        sync_config(session, sources, rules.topics, rules.entities)
     return engine
 
 

@@ -121,15 +121,12 @@ class Model:
                 raise ModelError(f"topic {topic!r}: expected bias, threshold and weights") from None
         return cls(topics, kinds)
 
-    def present(self, doc: Doc, entities: Iterable[str]) -> dict[str, int]:
-        return features(doc, entities, self.kinds)
-
     def score(self, doc: Doc, entities: Iterable[str], topics: Iterable[str]) -> dict[str, list[str]]:
         """The ``topics`` the model adds to a document, each with its evidence."""
         wanted = [t for t in topics if t in self.topics]
         if not wanted:
             return {}
-        present = self.present(doc, entities)
+        present = features(doc, entities, self.kinds)
         added = {}
         for topic in wanted:
             model = self.topics[topic]

@@ -120,10 +120,7 @@ class Tagger:
         match of the query needs, but the query did not match)."""
         self._model = model
         self._aliases = AliasIndex(entities)
-        kinds: dict[str, list[str]] = {}
-        for entity in entities:
-            kinds.setdefault(entity.kind, []).append(entity.id)
-        self._topics = [_compile(topic, kinds, self._aliases, lists or {}) for topic in topics]
+        self._topics = [_compile(topic, entity_kinds(entities), self._aliases, lists or {}) for topic in topics]
         terms = {key(t.tokens, t.prefix) for c in self._topics for t in _terms(c.node)}
         self._scanner = Scanner(self._aliases.keys.union(terms, *(c.prefilter.keys for c in self._topics)))
         # A document with none of these keys mentions no entity and passes no prefilter (None: a topic's
@@ -198,6 +195,14 @@ class Tagger:
             if not best or _score(clauses) > _score(best):
                 best = clauses
         return Explanation(False, best)
+
+
+def entity_kinds(entities: Sequence[Entity]) -> dict[str, list[str]]:
+    """Entity kind -> the ids of its entities (what ``@kind:K`` in a query stands for)."""
+    kinds: dict[str, list[str]] = {}
+    for entity in entities:
+        kinds.setdefault(entity.kind, []).append(entity.id)
+    return kinds
 
 
 def _score(clauses: list[Clause]) -> tuple[int, int]:

@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 from pipelines.tagging import Entity, QueryError, RuleError, Tagger, Topic, word_tokens
 from pipelines.tagging.learned import Model, ModelError
+from pipelines.tagging.matcher import entity_kinds
 from pipelines.tagging.query import list_words
 from talentwatch.schema import ConfigError, check_keys, read_toml
 
@@ -29,13 +30,11 @@ class Rules(NamedTuple):
     @property
     def kinds(self) -> dict[str, list[str]]:
         """Entity kind -> the ids of its entities (what ``@kind:K`` in a query stands for)."""
-        kinds: dict[str, list[str]] = {}
-        for entity in self.entities:
-            kinds.setdefault(entity.kind, []).append(entity.id)
-        return kinds
+        return entity_kinds(self.entities)
 
     def tagger(self, learned: bool = True) -> Tagger:
-        """The Tagger; ConfigError for a model file that cannot be used."""
+        """The Tagger (without ``learned``: the rules alone); ConfigError for a bad query (naming the topic and the
+        position) or a model file that cannot be used."""
         model = None
         if learned and self.model_path is not None:
             try:
@@ -47,7 +46,10 @@ class Rules(NamedTuple):
             unknown = sorted(set(model.topics) - {t.id for t in self.topics})
             if unknown:
                 raise ConfigError(self.path, "learned model", f"{self.model_path}: unknown topic {', '.join(unknown)}")
-        return Tagger(self.topics, self.entities, self.lists, model)
+        try:
+            return Tagger(self.topics, self.entities, self.lists, model)
+        except RuleError as e:
+            raise ConfigError(self.path, f"topic '{e.topic_id}'", f"{e.message} at position {e.position}") from None
 
 
 def load_rules(path: Path | str) -> Rules:
@@ -66,13 +68,8 @@ def load_rules(path: Path | str) -> Rules:
 
 
 def load_tagger(path: Path | str, learned: bool = True) -> Tagger:
-    """A Tagger for a topics.toml (without ``learned``: the rules alone); a bad query is a ConfigError naming
-    the topic and the position."""
-    rules = load_rules(path)
-    try:
-        return rules.tagger(learned)
-    except RuleError as e:
-        raise ConfigError(path, f"topic '{e.topic_id}'", f"{e.message} at position {e.position}") from None
+    """A Tagger for a topics.toml (without ``learned``: the rules alone); see :meth:`Rules.tagger`."""
+    return load_rules(path).tagger(learned)
 
 
 def _tables(path: Path, raw: dict, kind: str) -> list[dict]:

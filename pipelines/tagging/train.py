@@ -33,10 +33,11 @@ MIN_WEIGHT = 0.02  # smaller weights are left out of the file (they move no deci
 THRESHOLDS = [t / 100 for t in range(30, 100)]
 
 
-def item_features(tagger: Tagger, item: LabelledItem, kinds: dict[str, str]) -> dict[str, int]:
+def item_features(tagger: Tagger, item: LabelledItem, kinds: dict[str, str]) -> tuple[dict[str, int], set[str]]:
+    """The item's features, and the topics the rules alone give it."""
     doc = tagger.document(item.title, item.summary)
     result = tagger.tag_document(doc, learned=False)
-    return features(doc, result.entities, kinds)
+    return features(doc, result.entities, kinds), set(result.topics)
 
 
 def train(items: Sequence[LabelledItem], tagger: Tagger, kinds: dict[str, str], topics: Sequence[str],
@@ -45,7 +46,9 @@ def train(items: Sequence[LabelledItem], tagger: Tagger, kinds: dict[str, str], 
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
 
-    feats = [{f: 1 for f in item_features(tagger, item, kinds)} for item in items]
+    featured = [item_features(tagger, item, kinds) for item in items]
+    feats = [{f: 1 for f in present} for present, _ in featured]
+    ruled = [tags for _, tags in featured]
     counts: dict[str, int] = {}
     for f in feats:
         for name in f:
@@ -55,7 +58,6 @@ def train(items: Sequence[LabelledItem], tagger: Tagger, kinds: dict[str, str], 
     x = vectorizer.fit_transform(feats)
     names = vectorizer.get_feature_names_out()
     groups = [item.extra.get("family", item.event) for item in items]  # related events stay in one fold
-    ruled = [set(tagger.tag_document(tagger.document(i.title, i.summary), learned=False).topics) for i in items]
     model: dict = {"version": MODEL_VERSION, "topics": {}}
     for topic in topics:
         y = [topic in item.labels for item in items]
