@@ -101,6 +101,14 @@ class Home:
             engine.dispose()
 
 
+def write_labelled(tmp_path: Path, *lines: object) -> Path:
+    """tmp_path/items.jsonl for `rules test`: each line a labelled item (a dict) or raw text."""
+    path = tmp_path / "items.jsonl"
+    path.write_text("\n".join(line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)
+                              for line in lines) + "\n", encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
     return Home(tmp_path, f"sqlite:///{tmp_path / 'talentwatch.db'}")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Home
+from conftest import Home, write_labelled
 
 from pipelines.tagging import Entity, Tagger, Topic
 from pipelines.tagging.learned import Model, ModelError, TopicModel, features, stem
@@ -92,17 +92,12 @@ def test_model_named_by_topics_toml(home: Home, tmp_path: Path) -> None:
     assert load_tagger(topics).tag("Meta lures staff", "").topics == {}  # the query could not match: not scored
     model["topics"]["travel"] = model["topics"]["poaching"]
     (topics.parent / "model.json").write_text(json.dumps(model))
-    result = home.run("rules", "test", str(write_items(tmp_path)))
+    items = write_labelled(tmp_path, {"title": "a", "summary": "", "labels": []})
+    result = home.run("rules", "test", str(items))
     assert result.code == 2 and "learned model" in result.err and "unknown topic travel" in result.err
     (topics.parent / "model.json").unlink()
-    result = home.run("rules", "test", str(write_items(tmp_path)))
+    result = home.run("rules", "test", str(items))
     assert result.code == 2 and "model.json: cannot read" in result.err
-
-
-def write_items(tmp_path: Path) -> Path:
-    path = tmp_path / "items.jsonl"
-    path.write_text(json.dumps({"title": "a", "summary": "", "labels": []}) + "\n")
-    return path
 
 
 def test_train_writes_a_model_that_tags(tmp_path: Path) -> None:
@@ -121,8 +116,7 @@ def test_train_writes_a_model_that_tags(tmp_path: Path) -> None:
         title = f"Meta lures {adjective} {who} away from rivals {n}"
         rows.append({"title": title, "summary": "", "labels": ["poaching"] if positive else [],
                      "event": f"e{n}", "split": "tune"})
-    data = tmp_path / "items.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = write_labelled(tmp_path, *rows)
     assert main([str(data), "--topics", str(topics), "--precision", "0.9"]) == 0
     model = json.loads((tmp_path / "m.json").read_text())
     assert model["version"] == 1 and model["topics"]["poaching"]["weights"]["researcher"] > 0

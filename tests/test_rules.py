@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from conftest import REPO, Home
+from conftest import write_labelled as write
 
 from pipelines.tagging import Entity, Tagger, Topic
 from pipelines.tagging.evaluate import LabelledFileError, evaluate, held_back, read_labelled
@@ -160,11 +160,12 @@ RULES = [Topic("travel", "Travel", '(travel OR 出境) NEAR/5 (approv* OR 审批
          Topic("export", "Export", '"export controls"')]
 
 
-def write(tmp_path: Path, *lines: object) -> Path:
-    path = tmp_path / "items.jsonl"
-    path.write_text("\n".join(line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)
-                              for line in lines) + "\n", encoding="utf-8")
-    return path
+def rules_test_report(home: Home, *args: str) -> dict:
+    """`rules test ... --format json`, which must succeed: its one JSON report."""
+    result = home.run("rules", "test", *args, "--format", "json")
+    assert result.code == 0, result.err
+    (report,) = result.json_lines()
+    return report
 
 
 def test_scores_errors_and_nearest_miss(tmp_path: Path) -> None:
@@ -252,9 +253,7 @@ def test_rules_test_command(home: Home, tmp_path: Path) -> None:
     path = write(tmp_path, {"title": "Travel needs approval", "summary": "", "labels": ["travel-approval"]},
                  {"title": "出境须审批", "summary": "", "labels": []},
                  {"title": "Travel", "summary": "", "labels": ["travel-approval"]})
-    result = home.run("rules", "test", str(path), "--format", "json", "--by-event")
-    assert result.code == 0, result.err
-    (report,) = result.json_lines()
+    report = rules_test_report(home, str(path), "--by-event")
     assert report["events"] == [{"topic": "travel-approval", "events": 2, "tagged": 1, "event_recall": 0.5,
                                  "missed": ["line 3"]}]
     assert report["items"] == 3 and report["topics"] == [
@@ -281,10 +280,7 @@ def test_rules_test_errors_exit_2(home: Home, tmp_path: Path) -> None:
 
 def test_rules_test_on_the_shipped_rules_and_dev_set(home: Home) -> None:
     home.write_config()
-    result = home.run("rules", "test", str(DEV), "--split", "tune", "--format", "json",
-                      "--min-precision", "0.93", "--min-recall", "0.92")
-    assert result.code == 0, result.err
-    (report,) = result.json_lines()
+    report = rules_test_report(home, str(DEV), "--split", "tune", "--min-precision", "0.93", "--min-recall", "0.92")
     assert report["split"] == "tune" and [t["topic"] for t in report["topics"]] == list(TOPICS)
 
 
@@ -305,9 +301,7 @@ def test_term_lists_in_topics_toml(home: Home, tmp_path: Path) -> None:
     path = write(tmp_path, {"title": "Travel needs clearance", "summary": "", "labels": ["travel-approval"]},
                  {"title": "出境须审批", "summary": "", "labels": ["travel-approval"]},
                  {"title": "Travel plans", "summary": "", "labels": []})
-    result = home.run("rules", "test", str(path), "--format", "json")
-    assert result.code == 0, result.err
-    (report,) = result.json_lines()
+    report = rules_test_report(home, str(path))
     assert report["topics"][0]["tp"] == 2 and report["topics"][0]["fp"] == 0
 
 
