@@ -1,45 +1,46 @@
-"""Story clustering: items about the same event from several outlets share one story.
+"""Story clustering: items about the same event from several outlets, in any words or language, share one story.
 
 Pure functions; the store calls them when it saves items (``store/stories.py``), so that every writer (feed polls,
 archive backfills, re-crawls) clusters the same way, in the transaction that stores the item.
 
 - ``features``: the content words of the title and the lead (its first ``LEAD_WORDS`` words), case- and
-  accent-folded, stop words dropped, plural and -ed/-ing endings stripped; Chinese, Japanese and Korean text as
-  character bigrams; plus the title's adjacent word pairs, so that near-identical headlines weigh more than
-  words that merely co-occur.
-- ``signature``: a MinHash of those features (``NUM_HASHES`` values, one hash per feature); ``band_keys`` cuts it
-  into ``BANDS`` LSH bands of ``ROWS`` values. Two items whose features have Jaccard similarity s share a band
-  key with probability 1 - (1 - s**ROWS)**BANDS: 0.96 at the threshold s = 0.18, 0.28 at s = 0.02. On the
-  corpus this finds every pair above the threshold that comparing all items would find, at 14 candidates per
-  item on average (the week of 2026-02-16: 1,100 items from 21 outlets) instead of hundreds, and costs 16 rows
-  of ``story_keys`` per item (plus one exact key; an item that copies one already stored records none:
-  ``store/stories.py``).
-- ``similarity``: the exact Jaccard similarity of two feature sets, which confirms a candidate;
-  ``same_story`` applies the thresholds.
+  accent-folded, stop words dropped, plural and -ed/-ing endings stripped; numbers and names as words (H20, 300,
+  zhao); Chinese, Japanese and Korean text as character bigrams; the title's adjacent word pairs; and the item's
+  entities (``@deepseek``: one id whatever the language or alias, so they link Chinese and English reports).
+- ``vector``: TF-IDF weights of the features, unit length, with document frequencies counted over the stored items
+  (``store/stories.py`` keeps them in ``term_counts``): a word every item has weighs nothing, a name or an amount
+  that few items share weighs most.
+- A story is compared as a whole: ``Centroid`` sums its reports' vectors, and ``score`` is the cosine of an item
+  with that sum, so an item joins a story it resembles on average, not one look-alike (no chaining of two events
+  through one ambiguous report). Between scripts (a Chinese report and an English story, or the reverse) only the
+  features both scripts can share count (entities, numbers, Latin words): ``score`` compares those ``neutral``
+  vectors, against a threshold of their own. The score decays with the days since the story's latest report.
+- ``index_terms``: an item's entities and its ``INDEX_TERMS`` rarest features; the store indexes items by them
+  (``story_keys``), so a new item meets only stored items that share a rare word or an entity (sub-linear
+  candidates; the same story's reports share its rare words).
 
-Measured on the shared corpus and on built pairs: tests/test_cluster.py.
+Measured on the labelled story set (tests/test_story_set.py, bench/stories.py) and the real corpus
+(tests/test_cluster.py).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import pairwise
 
 LEAD_WORDS = 40
-NUM_HASHES = 16
-ROWS = 1
-BANDS = NUM_HASHES // ROWS
-THRESHOLD = 0.18  # another outlet's item with at least this similarity is the same story
-SAME_SOURCE_THRESHOLD = 0.5  # one outlet's own items: recurring titles ("Morning Bid: ...") must not chain
-WINDOW_DAYS = 3  # only items published this close are compared
-
-_OFFSET = 1 << 64  # larger than any bin value: a borrowed value never equals an own one
-EMPTY: tuple[int, ...] = ()
+WINDOW_DAYS = 7  # a story takes reports this long after its first one
+INDEX_TERMS = 12  # rarest features an item is indexed by (beside its entities)
+THRESHOLD = 0.14  # an item joins the story it scores best with, from this score
+CROSS_THRESHOLD = 0.18  # ... between scripts, on the neutral features
+SAME_SOURCE_THRESHOLD = 0.5  # a story of one outlet's own items only: recurring titles ("Morning Bid: ...") stay apart
+DECAY = 0.03  # score lost per day between the item and the story's latest report, after the first day
 
 _CJK_RANGES = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _TOKEN = re.compile(f"[{_CJK_RANGES}]+|[^\\W_{_CJK_RANGES}]+")
@@ -88,59 +89,98 @@ def _tokens(text: str) -> list[str]:
     return out
 
 
-def features(title: str, summary: str) -> set[str]:
-    """The set compared between items: content words of title and lead, and the title's word pairs."""
+def features(title: str, summary: str, entities: Iterable[str] = ()) -> frozenset[str]:
+    """What is compared between items: content words of title and lead, the title's word pairs, the entities."""
     head = _tokens(title)
     lead = _tokens(" ".join(summary[:LEAD_WORDS * 15].split()[:LEAD_WORDS]))
-    return set(head) | set(lead) | {f"{a} {b}" for a, b in pairwise(head)}
+    return frozenset((*head, *lead, *(f"{a} {b}" for a, b in pairwise(head)), *(f"@{e}" for e in entities)))
 
 
-@lru_cache(maxsize=1 << 16)
-def _hash64(feature: str) -> int:
-    return int.from_bytes(hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest(), "little")
+def neutral(feature: str) -> bool:
+    """A feature both scripts can share: an entity, a number, a Latin word (not a CJK bigram)."""
+    return not _CJK_CHAR.search(feature)
 
 
-def signature(feats: Iterable[str]) -> tuple[int, ...]:
-    """MinHash by one permutation hashing (Li, Owen & Zhang 2012) with densification by rotation (Shrivastava &
-    Li 2014): each feature's 64-bit hash picks one of NUM_HASHES bins and keeps the smallest value there; an empty
-    bin borrows the value of the next non-empty bin to its right, offset by the distance. Two signatures agree in
-    a position with probability equal to the Jaccard similarity, at the cost of one hash per feature."""
-    bins: list[int | None] = [None] * NUM_HASHES
-    for feature in feats:
-        h = _hash64(feature)
-        slot, value = h % NUM_HASHES, h // NUM_HASHES
-        current = bins[slot]
-        if current is None or value < current:
-            bins[slot] = value
-    if all(v is None for v in bins):
-        return EMPTY
-    out = []
-    for i in range(NUM_HASHES):
-        distance = 0
-        while (value := bins[(i + distance) % NUM_HASHES]) is None:
-            distance += 1
-        out.append(value + distance * _OFFSET)
-    return tuple(out)
+def cjk(feats: Iterable[str]) -> bool:
+    """The item is written in a CJK script (most of its features are CJK bigrams)."""
+    kinds = [not neutral(f) for f in feats if not f.startswith("@")]
+    return sum(kinds) * 2 > len(kinds)
 
 
-def band_keys(sig: Sequence[int]) -> list[int]:
-    """One key per LSH band of ROWS values: a non-negative 63-bit hash of the band's number and values (fits a
-    BIGINT column). An item without features has no keys: it is like nothing else."""
-    keys = []
-    for band in range(len(sig) // ROWS):
-        values = ":".join(str(v) for v in sig[band * ROWS:(band + 1) * ROWS])
-        digest = hashlib.blake2b(f"{band}:{values}".encode(), digest_size=8).digest()
-        keys.append(int.from_bytes(digest, "little") >> 1)
-    return keys
+@lru_cache(maxsize=1 << 17)
+def term_key(feature: str) -> int:
+    """A feature's 63-bit key (fits a BIGINT): how ``term_counts`` and ``story_keys`` store it."""
+    return int.from_bytes(hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest(), "little") >> 1
 
 
-def similarity(a: AbstractSet[str], b: AbstractSet[str]) -> float:
-    """The Jaccard similarity of two feature sets (candidates found by their band keys are confirmed with it)."""
-    if not (a and b):
+IDF_POWER = 1.0
+
+
+def idf(df: int, total: int) -> float:
+    return math.log((total + 2) / (df + 1)) ** IDF_POWER
+
+
+def vector(feats: Iterable[str], df: Mapping[str, int], total: int) -> dict[str, float]:
+    """Unit-length TF-IDF weights of a feature set (each feature once), ``df`` counted over ``total`` items."""
+    weights = {f: idf(df.get(f, 0), total) for f in feats}
+    norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+    return {f: w / norm for f, w in weights.items()}
+
+
+def index_terms(feats: Iterable[str], df: Mapping[str, int]) -> list[str]:
+    """The features an item is found by: its entities and its ``INDEX_TERMS`` rarest words (not word pairs: another
+    outlet's paraphrase shares its words more often than its pairs)."""
+    entities = [f for f in feats if f.startswith("@")]
+    words = sorted((f for f in feats if not f.startswith("@") and " " not in f), key=lambda f: (df.get(f, 0), f))
+    return entities + words[:INDEX_TERMS]
+
+
+@dataclass
+class Centroid:
+    """A story as compared: the sum of its reports' vectors (all features, and neutral ones only)."""
+
+    full: dict[str, float] = field(default_factory=dict)
+    neutral: dict[str, float] = field(default_factory=dict)
+    scripts: set[bool] = field(default_factory=set)  # cjk() of its reports
+    sources: set[str] = field(default_factory=set)
+    reports: int = 0
+    neutral_reports: int = 0
+
+    def add(self, vec: Mapping[str, float], is_cjk: bool, source: str) -> None:
+        self.reports += 1
+        self.neutral_reports += any(neutral(f) for f in vec)
+        for f, w in vec.items():
+            self.full[f] = self.full.get(f, 0.0) + w
+        neutral_vec = _unit({f: w for f, w in vec.items() if neutral(f)})
+        for f, w in neutral_vec.items():
+            self.neutral[f] = self.neutral.get(f, 0.0) + w
+        self.scripts.add(is_cjk)
+        self.sources.add(source)
+
+
+def score(vec: Mapping[str, float], is_cjk: bool, source: str, story: Centroid, days: float) -> float:
+    """How well an item fits a story, on THRESHOLD's scale (0 when it may not join it at all)."""
+    full = _link(vec, story.full, story.reports)
+    if story.sources == {source}:  # one outlet's own items: only a near copy joins
+        return full if full >= SAME_SOURCE_THRESHOLD else 0.0
+    best = full
+    if (not is_cjk) in story.scripts:  # the story has reports in the other script
+        best = max(best, _link(_unit({f: w for f, w in vec.items() if neutral(f)}), story.neutral,
+                               story.neutral_reports) * THRESHOLD / CROSS_THRESHOLD)
+    return best * (1 - DECAY * max(0.0, days - 1))
+
+
+def _unit(vec: Mapping[str, float]) -> dict[str, float]:
+    norm = math.sqrt(sum(w * w for w in vec.values())) or 1.0
+    return {f: w / norm for f, w in vec.items()}
+
+
+LINK = 1.0
+
+
+def _link(vec: Mapping[str, float], total: Mapping[str, float], n: int) -> float:
+    """Cosine of a unit vector with a sum of vectors."""
+    if not vec or not total:
         return 0.0
-    shared = len(a & b)  # |a & b| / |a | b|, without building the union
-    return shared / (len(a) + len(b) - shared)
-
-
-def same_story(score: float, same_source: bool) -> bool:
-    return score >= (SAME_SOURCE_THRESHOLD if same_source else THRESHOLD)
+    norm = math.sqrt(sum(w * w for w in total.values()))
+    return sum(w * total.get(f, 0.0) for f, w in vec.items()) / (norm ** LINK * n ** (1 - LINK))

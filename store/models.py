@@ -137,12 +137,21 @@ class ItemEntity(Base):
 
 
 class StoryKey(Base):
-    """An LSH band key of an item's MinHash (pipelines/cluster.py): items that share one are compared for the
-    same story. ``items.story_id`` is the id of the story's first item."""
+    """A key an item is found by when stories are assigned (store/stories.py): one of its entities or rarest words
+    (``pipelines.cluster.term_key``), or its exact key. ``items.story_id`` is the id of the story's first item."""
 
     __tablename__ = "story_keys"
     key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class TermCount(Base):
+    """Document frequency of a clustering feature (``pipelines.cluster.term_key``): how many stored items have it;
+    key 0 counts the items (store/stories.py)."""
+
+    __tablename__ = "term_counts"
+    key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    df: Mapped[int] = mapped_column(default=0)
 
 
 class Digest(Base):

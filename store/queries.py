@@ -16,7 +16,7 @@ from crawler.due import next_due
 from crawler.items import Article, FeedFetch, FeedState
 from crawler.sources import Source
 from store import models as m
-from store.stories import assign_new
+from store.stories import assign_new, forget
 
 
 def utcnow() -> datetime:
@@ -153,10 +153,12 @@ def _save_articles(session: Session, fetch: FeedFetch) -> SaveResult:
 
 def _update_items(session: Session, changed: list[tuple[Any, Article]], now: datetime) -> list[int | None]:
     """Copy changed articles onto their rows (the key too: it differs when the GUID matched and the URL changed)
-    and drop their tags and entity links, which ``_insert_links`` writes anew. Updates go first, as the ORM's
+    and drop their tags and entity links, which ``_insert_links`` writes anew; an item whose text changed loses its
+    story, and ``assign_new`` clusters it again (it may join another story). Updates go first, as the ORM's
     flush did, so a key an updated row gives up is free for a new row."""
     if not changed:
         return []
+    forget(session, [row.id for row, a in changed if (row.title, row.summary) != (a.title, a.summary)])
     session.execute(update(m.Item), [
         {"id": row.id, "key": a.key, "url": a.url, "title": a.title, "summary": a.summary, "updated": now,
          "published": a.published or row.published, "via": row.via or a.via} for row, a in changed])

@@ -1,5 +1,5 @@
-"""`recrawl` on the store side: re-process stored items of a date range with the current rules, give stories to
-those that have none, and tell the archive spider which of its candidates are stored already.
+"""`recrawl` on the store side: re-process stored items of a date range with the current rules, cluster them into
+stories again, and tell the archive spider which of its candidates are stored already.
 
 Re-processing works in batches, one transaction each, so an interrupted run leaves every item either done or not
 yet touched; running it again finishes the work (it is idempotent: an item that already matches the rules is left
@@ -130,10 +130,9 @@ def stored_articles(engine: Engine, source_id: str, articles: Iterable[Article])
 
 
 def recluster(engine: Engine, source_ids: Sequence[str], start: datetime, end: datetime) -> int:
-    """Give a story to the range's items that have none (stored before clustering existed); returns how many joined
-    another item's story. Re-processing changes no title or summary, so the stories items have stay right, and
-    backfilled items got theirs when they were stored (``save_fetch``)."""
-    from store.stories import assign_stories, unassigned
+    """Cluster the range's items again with the current method (store/stories.py), in one transaction; returns how
+    many joined another item's story. A story whose items stay the same keeps its id."""
+    from store.stories import recluster as recluster_items
 
     with Session(engine) as session, session.begin():
-        return assign_stories(session, [i for i in unassigned(session, start, end) if i.source_id in source_ids])
+        return recluster_items(session, items_in_range(session, source_ids, start, end))

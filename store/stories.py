@@ -1,53 +1,42 @@
-"""Story assignment, inside the transaction that stores items: a new item joins the story of the most similar item
-published within ``WINDOW_DAYS`` (pipelines/cluster.py decides what is similar), else it starts its own story,
-whose id is the item's own id. Candidates are found through the items' LSH band keys (table ``story_keys``), then
-confirmed with the exact similarity of their features.
+"""Story assignment, inside the transaction that stores items: a new item joins the story it scores best with
+(pipelines/cluster.py: the cosine with the story's centroid, TF-IDF weighted), if that story began at most
+``WINDOW_DAYS`` before it; else it starts its own story, whose id is the item's own id.
 
-Cost stays linear in the number of items however many outlets carry one story: an item that joins a story as a
-near-copy (``DUPLICATE`` similarity, published within ``DUPLICATE_SLACK``) of an item that is already a candidate
-records no band keys of its own. That item stands for it: whatever is similar to the copy is about as similar to it
-(Jaccard distance is a metric: a copy at distance d changes a later item's similarity by at most d). So 18 outlets
-carrying one wire story give one set of band keys, not 18 sets that every later copy loads and compares again.
-Beside its band keys an item records an exact key (a hash of its whole feature set, in the same table, so no
-schema change): a new item with a stored exact copy finds it with one lookup, joins it (similarity 1 beats any
-other candidate) and reads no other candidates. Stored candidates are read with one query for their keys and one
-for their text (not once per shared key), in spans of the new items' dates, and the features of recently seen texts
-are kept (``_profile``). The stories given are those comparing with every candidate would give (same P/R on
-tests/test_cluster.py), except that a later item compares with a copy's stand-in instead of the copy.
+- Document frequencies: ``term_counts`` holds, per feature key, how many stored items have the feature (key 0: how
+  many items were counted). Each item that records keys adds its features; ``forget`` takes them back.
+- Candidates: each item records the keys of its ``index_terms`` (its entities and rarest words) in ``story_keys``;
+  a new item reads the stored items of the window that share one of its keys (the latest ``PER_KEY`` a key, so a
+  common word costs no more than a rare one), then the reports of their stories (the latest ``REPORTS`` different
+  texts each) to build the stories' centroids. Cost per item does not grow with the archive.
+- Copies: beside its index keys an item records an exact key (a hash of its whole feature set): a new item with a
+  stored exact copy published within the window joins that copy's story with one lookup, and records no keys nor
+  counts of its own (18 outlets carrying one wire text are one text to compare, not 18).
+- Re-clustering: ``forget`` clears items' stories, keys and counts (an edited item, a re-crawled range) so that
+  ``assign_stories`` gives them stories anew; ``recluster`` does it for a range and keeps a story's id when its
+  items are the same as before.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from pipelines.cluster import WINDOW_DAYS, band_keys, features, same_story, signature, similarity
+from pipelines import cluster
 from store import models as m
 
-WINDOW = timedelta(days=WINDOW_DAYS)
-DUPLICATE = 0.9  # a new item this similar to a candidate it joins is a copy: it records no band keys
-DUPLICATE_SLACK = timedelta(hours=12)  # ... when published this close to it (so the time window barely moves)
-PER_KEY = 24  # candidates per band key, the latest: a key that hundreds of items share stands for a common word
+WINDOW = timedelta(days=cluster.WINDOW_DAYS)
+PER_KEY = 24  # candidates per key, the latest: a key that hundreds of items share stands for a common word
+REPORTS = 8  # a story's latest different texts that make its centroid
 _CHUNK = 500  # values in one IN list
-_Profile = tuple[frozenset[str], tuple[int, ...], int | None]  # features, band keys, exact key
-
-
-@dataclass
-class _Known:
-    """An item that others may join: its story, source, date and features."""
-
-    story: int
-    source: str
-    when: datetime
-    feats: AbstractSet[str] = field(repr=False)
+_TOTAL = 0  # the term_counts row that counts the items
 
 
 @dataclass
@@ -59,17 +48,34 @@ class _New:
     when: datetime
     title: str
     summary: str
+    entities: tuple[str, ...] = ()
     story: int | None = None
+
+    @property
+    def profile(self) -> tuple[frozenset[str], int | None]:
+        return _profile(self.title, self.summary, self.entities)
+
+
+@dataclass
+class _Story:
+    """A story as the new items see it: its first report's date, its latest, its centroid."""
+
+    first: datetime
+    latest: datetime
+    centroid: cluster.Centroid = field(default_factory=cluster.Centroid)
+    texts: set[frozenset[str]] = field(default_factory=set)
 
 
 def assign_stories(session: Session, items: Sequence[m.Item]) -> int:
-    """Give each item that has no story one (and record its band keys); returns how many joined another item's
-    story. Items are taken in publication order, so items of one batch can join each other."""
+    """Give each item that has no story one (and record its keys); returns how many joined another item's story.
+    Items are taken in publication order, so items of one batch can join each other."""
     todo = [i for i in items if i.story_id is None]
     if not todo:
         return 0
     session.flush()  # new items need their ids
-    new = [_New(i.id, i.source_id, _when(i), i.title or "", i.summary or "") for i in todo]
+    entities = _entities(session, [i.id for i in todo])
+    new = [_New(i.id, i.source_id, _when(i), i.title or "", i.summary or "", entities.get(i.id, ()))
+           for i in todo]
     joined = _assign(session, new)
     by_id = {n.id: n.story for n in new}
     for item in todo:
@@ -84,17 +90,18 @@ def assign_new(session: Session, item_keys: Sequence[str]) -> int:
     if not item_keys:
         return 0
     items = m.Item.__table__
-    new: list[_New] = []
+    rows = []
     wanted = list(dict.fromkeys(item_keys))
-    for chunk in (wanted[i:i + _CHUNK] for i in range(0, len(wanted), _CHUNK)):
-        rows = session.execute(select(items.c.id, items.c.source_id,
-                                      func.coalesce(items.c.published, items.c.fetched),  # untyped: cheaper
-                                      items.c.title, items.c.summary)
-                               .where(items.c.key.in_(chunk), items.c.story_id.is_(None)))
-        new.extend(_New(i, source, _utc(at), title or "", summary or "")
-                   for i, source, at, title, summary in rows)
-    if not new:
+    for chunk in _chunks(wanted):
+        rows.extend(session.execute(select(items.c.id, items.c.source_id,
+                                           func.coalesce(items.c.published, items.c.fetched),  # untyped: cheaper
+                                           items.c.title, items.c.summary)
+                                    .where(items.c.key.in_(chunk), items.c.story_id.is_(None))))
+    if not rows:
         return 0
+    entities = _entities(session, [r[0] for r in rows])
+    new = [_New(i, source, _utc(at), title or "", summary or "", entities.get(i, ()))
+           for i, source, at, title, summary in rows]
     joined = _assign(session, new)
     session.connection().execute(
         update(items).where(items.c.id == bindparam("item")).values(story_id=bindparam("story")),
@@ -103,101 +110,263 @@ def assign_new(session: Session, item_keys: Sequence[str]) -> int:
 
 
 def _assign(session: Session, new: list[_New]) -> int:
-    """Set ``story`` of each of ``new`` and record the keys of those that do not merely copy a candidate."""
+    """Set ``story`` of each of ``new``; record keys and counts of those that do not copy an item of their story."""
     new.sort(key=lambda n: (n.when, n.id))
-    profiles = {n.id: _profile(n.title, n.summary) for n in new}
-    known = _stored_copies(session, new, profiles)
-    copies: defaultdict[frozenset[str], list[_Known]] = defaultdict(list)  # candidates by their exact features
-    for other in known.values():
-        copies[other.feats].append(other)
-    rest = [n for n in new if _copy(copies.get(profiles[n.id][0], ()), n.when) is None]
-    index, loaded = _candidates(session, rest, profiles)  # what items with a stored copy need not read
-    for item_id, other in loaded.items():
-        if item_id not in known:
-            known[item_id] = other
-            copies[other.feats].append(other)
+    copies = _stored_copies(session, new)  # exact features -> (story, date) of stored items
+    rest = [n for n in new if _copy(copies.get(n.profile[0], ()), n.when) is None]
+    df, total = _counts(session, {f for n in rest for f in n.profile[0]})
+    for n in rest:  # the batch counts too: a first crawl into an empty database has nothing else to go by
+        for f in n.profile[0]:
+            df[f] = df.get(f, 0) + 1
+    total += len(rest)
+    keys = {n.id: [cluster.term_key(f) for f in cluster.index_terms(n.profile[0], df)] for n in rest}
+    stories, by_key = _candidates(session, rest, keys, df)
     joined = 0
-    rows: list[dict[str, int]] = []
+    recorded: list[_New] = []
     for item in new:
-        feats, keys, exact = profiles[item.id]
-        best, score = _copy(copies.get(feats, ()), item.when), 1.0  # nothing beats an exact copy
-        if best is None:
-            best, score = _best(feats, item.source, item.when, (known[o] for o in {o for k in keys
-                                                                                   for o in _latest(index, k)}))
-        item.story = best.story if best else item.id
+        feats, exact = item.profile
+        copy = _copy(copies.get(feats, ()), item.when)
+        if copy is not None:  # an exact copy in the window: its story, nothing to record
+            item.story = copy[0]
+            joined += 1
+            continue
+        vec = cluster.vector(feats, df, total)
+        is_cjk = cluster.cjk(feats)
+        best, best_score = None, 0.0
+        for story_id in dict.fromkeys(s for k in keys[item.id] for s in by_key.get(k, ())[-PER_KEY:]):
+            story = stories[story_id]
+            if item.when - story.first > WINDOW or story.first - item.when > WINDOW:
+                continue
+            days = abs((item.when - story.latest).total_seconds()) / 86400
+            s = cluster.score(vec, is_cjk, item.source, story.centroid, days)
+            if s >= cluster.THRESHOLD and s > best_score:
+                best, best_score = story_id, s
+        item.story = best if best is not None else item.id
         joined += best is not None
-        if best is not None and score >= DUPLICATE and abs(best.when - item.when) <= DUPLICATE_SLACK:
-            continue  # a copy of a candidate: that one stands for it
-        known[item.id] = mine = _Known(item.story, item.source, item.when, feats)
-        if keys:
-            copies[feats].append(mine)
-        for k in keys:
-            index[k].append(item.id)
-        rows.extend({"key": k, "item_id": item.id} for k in (*keys, exact) if k is not None)
-    if rows:  # items without features have no keys; an empty executemany would insert one empty row
-        session.connection().execute(insert(m.StoryKey.__table__), rows)  # Core: no ORM objects needed
+        story = stories.setdefault(item.story, _Story(item.when, item.when))
+        story.first, story.latest = min(story.first, item.when), max(story.latest, item.when)
+        story.centroid.add(vec, is_cjk, item.source)
+        story.texts.add(feats)
+        copies.setdefault(feats, []).append((item.story, item.when))
+        for k in keys[item.id]:
+            by_key.setdefault(k, []).append(item.story)
+        recorded.append(item)
+    _record(session, recorded, keys)
     return joined
 
 
-def _latest(index: dict[int, list[int]], key: int) -> list[int]:
-    """The candidates of one band key: its latest ``PER_KEY`` items. A story's copies share many keys, so capping
-    one key loses no real match, while a key shared by every item of a feed ("Item 1", "Item 2", ...) would
-    otherwise make each new item compare with all earlier ones (quadratic)."""
-    return index.get(key, [])[-PER_KEY:]
+def _record(session: Session, items: Sequence[_New], keys: dict[int, list[int]]) -> None:
+    """Store the items' index and exact keys, and add their features to the document frequencies."""
+    rows = [{"key": k, "item_id": n.id} for n in items
+            for k in dict.fromkeys((*keys[n.id], *([n.profile[1]] if n.profile[1] is not None else [])))]
+    if rows:  # items without features have no keys; an empty executemany would insert one empty row
+        session.connection().execute(insert(m.StoryKey.__table__), rows)
+    _add_counts(session, Counter(cluster.term_key(f) for n in items for f in n.profile[0]), len(items))
 
 
-def _stored_copies(session: Session, new: Sequence[_New], profiles: dict[int, _Profile]) -> dict[int, _Known]:
+def _add_counts(session: Session, counts: Counter[int], items: int) -> None:
+    """Add to ``term_counts`` (an upsert per key, in key order so that concurrent writers cannot deadlock)."""
+    if not items:
+        return
+    counts[_TOTAL] += items
+    table = m.TermCount.__table__
+    dialect = session.get_bind().dialect.name
+    stmt = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
+    stmt = stmt.on_conflict_do_update(index_elements=[table.c.key], set_={"df": table.c.df + stmt.excluded.df})
+    session.connection().execute(stmt, [{"key": k, "df": n} for k, n in sorted(counts.items())])
+
+
+def _counts(session: Session, feats: Iterable[str]) -> tuple[dict[str, int], int]:
+    """Document frequencies of ``feats`` and the number of items counted."""
+    by_key = {cluster.term_key(f): f for f in feats}
+    table = m.TermCount.__table__
+    df: dict[str, int] = {}
+    total = 0
+    for chunk in _chunks(sorted([_TOTAL, *by_key])):
+        for key, n in session.execute(select(table.c.key, table.c.df).where(table.c.key.in_(chunk))):
+            if key == _TOTAL:
+                total = n
+            else:
+                df[by_key[key]] = n
+    return df, total
+
+
+def _candidates(session: Session, new: Sequence[_New], keys: dict[int, list[int]], df: dict[str, int]
+                ) -> tuple[dict[int, _Story], dict[int, list[int]]]:
+    """The stored stories that ``new`` may join: those of stored items of the window that share a key with one of
+    them (the latest ``PER_KEY`` a key), with their centroids; and the stories of each key."""
+    if not new:
+        return {}, {}
+    items, story_keys = m.Item.__table__, m.StoryKey.__table__
+    when = func.coalesce(items.c.published, items.c.fetched)
+    hits: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)  # key -> (item id, story id)
+    start = 0
+    while start < len(new):  # spans of WINDOW, each with its own date range (a first poll brings years of items)
+        end = start
+        while end < len(new) and new[end].when - new[start].when <= WINDOW:
+            end += 1
+        lo, hi = new[start].when - WINDOW, new[end - 1].when + WINDOW
+        wanted = sorted({k for n in new[start:end] for k in keys[n.id]})
+        for chunk in _chunks(wanted):
+            hits_rows = session.execute(
+                select(story_keys.c.key, items.c.id, items.c.story_id).join(items, items.c.id == story_keys.c.item_id)
+                .where(story_keys.c.key.in_(chunk), when >= lo, when <= hi, items.c.story_id.is_not(None)))
+            for key, item_id, story_id in hits_rows:
+                hits[key].append((item_id, story_id))
+        start = end
+    by_key: dict[int, list[int]] = {}
+    for key, found in hits.items():
+        found.sort()  # ids grow with time: the latest last
+        by_key[key] = list(dict.fromkeys(story for _, story in found[-PER_KEY:]))
+    return _load_stories(session, sorted({s for ids in by_key.values() for s in ids}), df), by_key
+
+
+def _load_stories(session: Session, story_ids: Sequence[int], df: dict[str, int]) -> dict[int, _Story]:
+    """Centroids of stored stories: their latest ``REPORTS`` different texts, weighted with document frequencies
+    read now (``df`` gains those of their features)."""
+    items = m.Item.__table__
+    when = func.coalesce(items.c.published, items.c.fetched)
+    members: defaultdict[int, list[tuple[datetime, _New]]] = defaultdict(list)
+    for chunk in _chunks(story_ids):
+        for item_id, story_id, source, at, title, summary in session.execute(
+                select(items.c.id, items.c.story_id, items.c.source_id, when, items.c.title, items.c.summary)
+                .where(items.c.story_id.in_(chunk))):
+            members[story_id].append((_utc(at), _New(item_id, source, _utc(at), title or "", summary or "")))
+    for rows in members.values():
+        rows.sort(key=lambda r: (r[0], r[1].id))
+    entities = _entities(session, [n.id for rows in members.values() for _, n in rows[-REPORTS * 4:]])
+    stories: dict[int, _Story] = {}
+    chosen: dict[int, list[_New]] = {}
+    for story_id, rows in members.items():
+        stories[story_id] = _Story(rows[0][0], rows[-1][0])
+        texts: dict[frozenset[str], _New] = {}
+        for _, n in reversed(rows):
+            n.entities = entities.get(n.id, ())
+            texts.setdefault(n.profile[0], n)
+            if len(texts) == REPORTS:
+                break
+        chosen[story_id] = list(texts.values())
+    more, total = _counts(session, {f for ns in chosen.values() for n in ns for f in n.profile[0]} - df.keys())
+    df.update(more)
+    for story_id, ns in chosen.items():
+        story = stories[story_id]
+        for n in ns:
+            feats = n.profile[0]
+            story.centroid.add(cluster.vector(feats, df, total), cluster.cjk(feats), n.source)
+            story.texts.add(feats)
+    return stories
+
+
+def _stored_copies(session: Session, new: Sequence[_New]) -> dict[frozenset[str], list[tuple[int, datetime]]]:
     """Stored items with exactly the features of one of ``new`` (found by their exact key, confirmed by their
-    features), near it in time: such a new item joins one of them and needs no other candidates."""
-    exact = {profiles[n.id][2]: profiles[n.id][0] for n in new if profiles[n.id][2] is not None}
+    features), near it in time: their stories and dates, by their features."""
+    exact = {n.profile[1]: n.profile[0] for n in new if n.profile[1] is not None}
+    found: dict[frozenset[str], list[tuple[int, datetime]]] = {}
     if not exact:
-        return {}
+        return found
     items, keys = m.Item.__table__, m.StoryKey.__table__
     when = func.coalesce(items.c.published, items.c.fetched)
-    found: dict[int, _Known] = {}
-    wanted = sorted(exact)
     lo, hi = new[0].when - WINDOW, new[-1].when + WINDOW
-    for chunk in (wanted[i:i + _CHUNK] for i in range(0, len(wanted), _CHUNK)):
-        rows = session.execute(
-            select(keys.c.key, items.c.id, items.c.story_id, items.c.source_id, when, items.c.title,
-                   items.c.summary).join(items, items.c.id == keys.c.item_id)
-            .where(keys.c.key.in_(chunk), when >= lo, when <= hi, items.c.story_id.is_not(None))).all()
-        for key, item_id, story_id, source_id, at, title, summary in rows:
-            feats = _profile(title or "", summary or "")[0]
-            if feats == exact[key]:
-                found[item_id] = _Known(story_id, source_id, _utc(at), feats)
+    rows = []
+    for chunk in _chunks(sorted(exact)):
+        rows.extend(session.execute(
+            select(keys.c.key, items.c.id, items.c.story_id, when, items.c.title, items.c.summary)
+            .join(items, items.c.id == keys.c.item_id)
+            .where(keys.c.key.in_(chunk), when >= lo, when <= hi, items.c.story_id.is_not(None))).all())
+    entities = _entities(session, [r[1] for r in rows])
+    for key, item_id, story_id, at, title, summary in rows:
+        feats = _profile(title or "", summary or "", entities.get(item_id, ()))[0]
+        if feats == exact[key]:
+            found.setdefault(feats, []).append((story_id, _utc(at)))
     return found
 
 
-def _copy(others: Iterable[_Known], when: datetime) -> _Known | None:
-    """A candidate with the very same features (similarity 1: the same story whatever the sources), near in time."""
-    return next((other for other in others if abs(other.when - when) <= WINDOW), None)
+def _copy(others: Iterable[tuple[int, datetime]], when: datetime) -> tuple[int, datetime] | None:
+    """An item with the very same features near in time: the same story whatever the sources."""
+    return next((other for other in others if abs(other[1] - when) <= WINDOW), None)
 
 
-def _best(feats: AbstractSet[str], source: str, when: datetime, others: Iterable[_Known]
-          ) -> tuple[_Known | None, float]:
-    """The most similar of ``others`` that is near enough in time and similar enough to be the same story."""
-    best, best_score = None, 0.0
-    for other in others:
-        if abs(other.when - when) > WINDOW:
-            continue
-        score = similarity(feats, other.feats)
-        if score > best_score and same_story(score, other.source == source):
-            best, best_score = other, score
-    return best, best_score
+def forget(session: Session, item_ids: Sequence[int]) -> None:
+    """Clear the stories of these items, their keys, and (for those that recorded keys) their document
+    frequencies: for items whose text changed, or that a re-crawl clusters again."""
+    if not item_ids:
+        return
+    items, keys = m.Item.__table__, m.StoryKey.__table__
+    keyed: set[int] = set()
+    for chunk in _chunks(list(item_ids)):
+        keyed.update(session.scalars(select(keys.c.item_id).where(keys.c.item_id.in_(chunk)).distinct()))
+    entities = _entities(session, sorted(keyed))
+    counts: Counter[int] = Counter()
+    for chunk in _chunks(sorted(keyed)):
+        for item_id, title, summary in session.execute(
+                select(items.c.id, items.c.title, items.c.summary).where(items.c.id.in_(chunk))):
+            counts.update(cluster.term_key(f) for f in _profile(title or "", summary or "",
+                                                                 entities.get(item_id, ()))[0])
+    if keyed:
+        _add_counts(session, Counter({k: -n for k, n in counts.items()}), -len(keyed))
+    for chunk in _chunks(list(item_ids)):
+        session.execute(delete(keys).where(keys.c.item_id.in_(chunk)))
+        session.execute(update(items).where(items.c.id.in_(chunk)).values(story_id=None))
+
+
+def recluster(session: Session, item_ids: Sequence[int]) -> int:
+    """Cluster these items again with the current method; returns how many joined another item's story. A story
+    whose items are the same as before keeps its id."""
+    items = m.Item.__table__
+    before: defaultdict[int, set[int]] = defaultdict(set)
+    for chunk in _chunks(list(item_ids)):
+        for item_id, story_id in session.execute(select(items.c.id, items.c.story_id).where(items.c.id.in_(chunk))):
+            if story_id is not None:
+                before[story_id].add(item_id)
+    forget(session, item_ids)
+    session.expire_all()
+    todo = list(session.scalars(select(m.Item).where(m.Item.id.in_(item_ids)))) if len(item_ids) <= _CHUNK else [
+        i for chunk in _chunks(list(item_ids)) for i in session.scalars(select(m.Item).where(m.Item.id.in_(chunk)))]
+    joined = assign_stories(session, todo)
+    session.flush()
+    after: defaultdict[int, set[int]] = defaultdict(set)
+    for item in todo:
+        after[item.story_id].add(item.id)
+    old_of = {frozenset(ids): story for story, ids in before.items()}
+    for story, ids in after.items():
+        old = old_of.get(frozenset(ids))
+        if old is not None and old != story and not _story_exists(session, old, ids):
+            session.execute(update(items).where(items.c.story_id == story).values(story_id=old))
+    return joined
+
+
+def _story_exists(session: Session, story: int, besides: set[int]) -> bool:
+    """Another item (not of ``besides``) has this story id."""
+    items = m.Item.__table__
+    found = session.scalars(select(items.c.id).where(items.c.story_id == story).limit(len(besides) + 1))
+    return any(i not in besides for i in found)
 
 
 @lru_cache(maxsize=4096)  # ~8 KB an entry (its features are strings): ~33 MB at most
-def _profile(title: str, summary: str) -> _Profile:
-    """Features, band keys and exact key of a text, cached: the same recent items are candidates for many new ones,
-    and many outlets carry the same wire text. The exact key (a hash of the whole feature set, stored in
-    ``story_keys`` beside the band keys) finds stored copies with one lookup each."""
-    feats = frozenset(features(title, summary))
+def _profile(title: str, summary: str, entities: tuple[str, ...]) -> tuple[frozenset[str], int | None]:
+    """Features and exact key of a text, cached: the same recent items are candidates for many new ones, and many
+    outlets carry the same wire text. The exact key (a hash of the whole feature set, stored in ``story_keys``
+    beside the index keys) finds stored copies with one lookup each."""
+    feats = cluster.features(title, summary, entities)
     if not feats:
-        return feats, (), None
+        return feats, None
     exact = int.from_bytes(hashlib.blake2b("\x1f".join(sorted(feats)).encode(), digest_size=8,
                                           person=b"exact").digest(), "little") >> 1
-    return feats, tuple(dict.fromkeys(band_keys(signature(feats)))), exact
+    return feats, exact
+
+
+def _entities(session: Session, item_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+    links = m.ItemEntity.__table__
+    found: defaultdict[int, list[str]] = defaultdict(list)
+    for chunk in _chunks(sorted(set(item_ids))):
+        for item_id, entity_id in session.execute(
+                select(links.c.item_id, links.c.entity_id).where(links.c.item_id.in_(chunk))):
+            found[item_id].append(entity_id)
+    return {i: tuple(sorted(es)) for i, es in found.items()}
+
+
+def _chunks(values: Sequence) -> Iterable[Sequence]:
+    return (values[i:i + _CHUNK] for i in range(0, len(values), _CHUNK))
 
 
 def _utc(at: datetime | str) -> datetime:
@@ -208,41 +377,6 @@ def _utc(at: datetime | str) -> datetime:
 
 def _when(item: m.Item) -> datetime:
     return item.published or item.fetched
-
-
-def _candidates(session: Session, new: Sequence[_New], profiles: dict[int, _Profile]
-                ) -> tuple[defaultdict[int, list[int]], dict[int, _Known]]:
-    """Stored items that share a band key with one of ``new`` and were published near them: which keys they hold,
-    then each one's story, source, date and text (once per item). ``new`` (in time order) is read in spans of
-    ``WINDOW``, each with its own date range: a first poll of old feeds brings items of many years, and one range
-    for all of them would read every stored key they share."""
-    items, keys = m.Item.__table__, m.StoryKey.__table__
-    when = func.coalesce(items.c.published, items.c.fetched)
-    index: defaultdict[int, list[int]] = defaultdict(list)
-    start = 0
-    while start < len(new):
-        end = start
-        while end < len(new) and new[end].when - new[start].when <= WINDOW:
-            end += 1
-        lo, hi = new[start].when - WINDOW, new[end - 1].when + WINDOW
-        wanted = sorted({k for n in new[start:end] for k in profiles[n.id][1]})
-        for chunk in (wanted[i:i + _CHUNK] for i in range(0, len(wanted), _CHUNK)):
-            rows = session.execute(
-                select(keys.c.key, keys.c.item_id).join(items, items.c.id == keys.c.item_id)
-                .where(keys.c.key.in_(chunk), when >= lo, when <= hi, items.c.story_id.is_not(None))).all()
-            for key, item_id in rows:
-                index[key].append(item_id)
-        start = end
-    for members in index.values():
-        members.sort()  # ids grow with time: the latest last, as _latest takes them
-    ids = sorted({i for k in index for i in _latest(index, k)})
-    known: dict[int, _Known] = {}
-    for chunk in (ids[i:i + _CHUNK] for i in range(0, len(ids), _CHUNK)):
-        rows = session.execute(select(items.c.id, items.c.story_id, items.c.source_id, when, items.c.title,
-                                      items.c.summary).where(items.c.id.in_(chunk))).all()
-        for item_id, story_id, source_id, at, title, summary in rows:
-            known[item_id] = _Known(story_id, source_id, _utc(at), _profile(title or "", summary or "")[0])
-    return index, known
 
 
 def unassigned(session: Session, since: datetime, until: datetime) -> list[m.Item]:

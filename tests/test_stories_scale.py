@@ -39,19 +39,20 @@ def _fetch(source: str, articles: list[Article]) -> FeedFetch:
 
 def test_items_sharing_common_words_compare_with_a_bounded_number_of_candidates(tmp_path: Path,
                                                                                monkeypatch) -> None:
-    """A feed of thousands of look-alike items ("Item 1", "Item 2", ...) shares band keys across all of them: each
-    new item compares with at most ``PER_KEY`` candidates a key, not with every earlier item."""
+    """A feed of thousands of look-alike items ("Item 1", "Item 2", ...) shares the key of "item" across all of
+    them: each new item compares with at most ``PER_KEY`` stories a key, not with every earlier item."""
     from pipelines import cluster
     from store import stories
 
     calls = 0
+    real = cluster.score
 
-    def counted(a, b):  # noqa: ANN001, ANN202 - the real similarity, counted
+    def counted(*args):  # noqa: ANN002, ANN202 - the real score, counted
         nonlocal calls
         calls += 1
-        return cluster.similarity(a, b)
+        return real(*args)
 
-    monkeypatch.setattr(stories, "similarity", counted)
+    monkeypatch.setattr(cluster, "score", counted)
     engine = open_database(f"sqlite:///{tmp_path / 'tw.db'}")
     with Session(engine) as session, session.begin():
         session.add(m.Source(id="s", name="s"))
@@ -62,7 +63,7 @@ def test_items_sharing_common_words_compare_with_a_bounded_number_of_candidates(
         assert not any(isinstance(r, Exception) for r in results)
     with Session(engine) as session:
         assert session.scalar(select(func.count()).where(m.Item.story_id.is_not(None))) == n
-    assert calls <= n * cluster.BANDS * stories.PER_KEY
+    assert 0 < calls <= n * (cluster.INDEX_TERMS + 1) * stories.PER_KEY
     assert calls < n * n / 20  # comparing every pair would be n * n / 2
     engine.dispose()
 
@@ -86,7 +87,7 @@ def test_copies_join_one_story_and_record_no_keys(tmp_path: Path) -> None:
         keyed = session.scalar(select(func.count(func.distinct(m.StoryKey.item_id))))
     assert {stories[f"{i:040d}"] for i in range(18)} == {first}  # all copies in the first one's story
     assert stories[f"{18:040d}"] != first and stories[f"{19:040d}"] != first
-    assert keyed == 3  # the first copy, the unrelated item, the late copy: the 17 near copies record no keys
+    assert keyed == 3  # the first copy, the unrelated item, the late copy: the 17 copies record no keys
     engine.dispose()
 
 
