@@ -29,6 +29,8 @@ setup(
         "pyahocorasick>=2.0",  # pipelines/tagging/scan.py: one pass finds every rule term in a document
         "trafilatura>=2,<3",  # pipelines/extract.py: article text and metadata (fulltext)
         "lxml_html_clean",  # trafilatura with lxml >= 5.2 needs it
+        "PyStemmer>=2.2",  # pipelines/cluster.py: English stems (Snowball, in C)
+        "zhconv>=1.4",  # pipelines/cluster.py: traditional Chinese as simplified
     ],
     extras_require={
         "train": ["scikit-learn>=1.3"],  # python -m pipelines.tagging.train: retrain the learned route

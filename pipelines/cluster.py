@@ -4,9 +4,10 @@ Pure functions; the store calls them when it saves items (``store/stories.py``),
 archive backfills, re-crawls) clusters the same way, in the transaction that stores the item.
 
 - ``features``: the content words of the title and the lead (its first ``LEAD_WORDS`` words), case- and
-  accent-folded, stop words dropped, plural and -ed/-ing endings stripped; numbers and names as words (H20, 300,
-  zhao); Chinese, Japanese and Korean text as character bigrams; the title's adjacent word pairs; and the item's
-  entities (``@deepseek``: one id whatever the language or alias, so they link Chinese and English reports).
+  accent-folded, traditional Chinese as simplified, stop words dropped, English words stemmed (Snowball, by
+  PyStemmer); numbers and names as words (H20, 300, zhao); Chinese, Japanese and Korean text as character
+  bigrams; the title's adjacent word pairs; and the item's entities (``@deepseek``: one id whatever the language
+  or alias, so they link Chinese and English reports).
 - ``vector``: TF-IDF weights of the features, unit length, with document frequencies counted over the stored items
   (``store/stories.py`` keeps them in ``term_counts``): a word every item has weighs nothing, a name or an amount
   that few items share weighs most.
@@ -14,7 +15,9 @@ archive backfills, re-crawls) clusters the same way, in the transaction that sto
   with that sum, so an item joins a story it resembles on average, not one look-alike (no chaining of two events
   through one ambiguous report). Between scripts (a Chinese report and an English story, or the reverse) only the
   features both scripts can share count (entities, numbers, Latin words): ``score`` compares those ``neutral``
-  vectors, against a threshold of their own. The score decays with the days since the story's latest report.
+  vectors, against a threshold of their own. The score decays with the days since the story's first report
+  (re-reports come within a day or two; what comes later with the same actors is most often a new development),
+  and the item must resemble that first report too: a story cannot drift away from what it began as.
 - ``index_terms``: an item's entities and its ``INDEX_TERMS`` rarest features; the store indexes items by them
   (``story_keys``), so a new item meets only stored items that share a rare word or an entity (sub-linear
   candidates; the same story's reports share its rare words).
@@ -34,19 +37,23 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import pairwise
 
+import Stemmer
+import zhconv
+
 LEAD_WORDS = 40
 WINDOW_DAYS = 7  # a story takes reports this long after its first one
 INDEX_TERMS = 12  # rarest features an item is indexed by (beside its entities)
-THRESHOLD = 0.14  # an item joins the story it scores best with, from this score
-CROSS_THRESHOLD = 0.18  # ... between scripts, on the neutral features
+THRESHOLD = 0.20  # an item joins the story it scores best with, from this score
+CROSS_THRESHOLD = 0.14  # ... between scripts, on the neutral features
 SAME_SOURCE_THRESHOLD = 0.5  # a story of one outlet's own items only: recurring titles ("Morning Bid: ...") stay apart
-DECAY = 0.03  # score lost per day between the item and the story's latest report, after the first day
+DRIFT = 0.5  # ... if it scores at least this share of the threshold with the story's first report (no drift)
+GRACE = 1.0  # days after a story's first report without decay; then its score falls by e every TAU days
+TAU = 1.0  # (re-reports come within a day or two; later reports with the same actors are often new developments)
 
 _CJK_RANGES = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _TOKEN = re.compile(f"[{_CJK_RANGES}]+|[^\\W_{_CJK_RANGES}]+")
 _CJK_CHAR = re.compile(f"[{_CJK_RANGES}]")
 _COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")  # diacritics
-_SUFFIXES = (("ies", "y", 3), ("ing", "", 4), ("ed", "", 4), ("es", "", 4), ("s", "", 3))
 STOP_WORDS = frozenset("""
 a about after again against all also amid an and any are as at be been before being both but by can could day days
 did do does doing don each few first for from get gets got had has have he her here his how i if in into is it its
@@ -58,20 +65,15 @@ would year years you amp
 
 
 def _fold(text: str) -> str:
-    """Lower case without accents ("Jerí" and "Jeri" match); CJK and Hangul survive (NFKC recomposes them)."""
+    """Lower case without accents ("Jerí" and "Jeri" match); CJK and Hangul survive (NFKC recomposes them), and
+    traditional Chinese becomes simplified (英偉達 and 英伟达 match)."""
     if text.isascii():
         return text.lower()
-    return unicodedata.normalize("NFKC", _COMBINING.sub("", unicodedata.normalize("NFKD", text))).casefold()
+    text = unicodedata.normalize("NFKC", _COMBINING.sub("", unicodedata.normalize("NFKD", text))).casefold()
+    return zhconv.convert(text, "zh-hans") if _CJK_CHAR.search(text) else text
 
 
-@lru_cache(maxsize=1 << 16)
-def _stem(word: str) -> str:
-    if word.endswith(("ss", "us", "is")):
-        return word
-    for suffix, replacement, keep in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= keep:
-            return word[: -len(suffix)] + replacement
-    return word
+_stem = lru_cache(maxsize=1 << 16)(Stemmer.Stemmer("english").stemWord)  # Snowball's English (Porter 2)
 
 
 def _tokens(text: str) -> list[str]:
@@ -96,6 +98,7 @@ def features(title: str, summary: str, entities: Iterable[str] = ()) -> frozense
     return frozenset((*head, *lead, *(f"{a} {b}" for a, b in pairwise(head)), *(f"@{e}" for e in entities)))
 
 
+@lru_cache(maxsize=1 << 17)
 def neutral(feature: str) -> bool:
     """A feature both scripts can share: an entity, a number, a Latin word (not a CJK bigram)."""
     return not _CJK_CHAR.search(feature)
@@ -113,17 +116,14 @@ def term_key(feature: str) -> int:
     return int.from_bytes(hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest(), "little") >> 1
 
 
-IDF_POWER = 1.0
-
-
 def idf(df: int, total: int) -> float:
-    return math.log((total + 2) / (df + 1)) ** IDF_POWER
+    return math.log((total + 2) / (df + 1))
 
 
 def vector(feats: Iterable[str], df: Mapping[str, int], total: int) -> dict[str, float]:
     """Unit-length TF-IDF weights of a feature set (each feature once), ``df`` counted over ``total`` items."""
     weights = {f: idf(df.get(f, 0), total) for f in feats}
-    norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+    norm = _norm(weights)
     return {f: w / norm for f, w in weights.items()}
 
 
@@ -137,50 +137,60 @@ def index_terms(feats: Iterable[str], df: Mapping[str, int]) -> list[str]:
 
 @dataclass
 class Centroid:
-    """A story as compared: the sum of its reports' vectors (all features, and neutral ones only)."""
+    """A story as compared: the sum of its reports' vectors (all features, and the neutral ones alone), and its
+    first report's (the seed: a story may not drift away from it)."""
 
     full: dict[str, float] = field(default_factory=dict)
     neutral: dict[str, float] = field(default_factory=dict)
+    seed: dict[str, float] = field(default_factory=dict)
+    seed_neutral: dict[str, float] = field(default_factory=dict)
     scripts: set[bool] = field(default_factory=set)  # cjk() of its reports
     sources: set[str] = field(default_factory=set)
-    reports: int = 0
-    neutral_reports: int = 0
+    norms: tuple[float, float] | None = None  # of full and neutral, once computed
 
     def add(self, vec: Mapping[str, float], is_cjk: bool, source: str) -> None:
-        self.reports += 1
-        self.neutral_reports += any(neutral(f) for f in vec)
-        for f, w in vec.items():
-            self.full[f] = self.full.get(f, 0.0) + w
-        neutral_vec = _unit({f: w for f, w in vec.items() if neutral(f)})
-        for f, w in neutral_vec.items():
-            self.neutral[f] = self.neutral.get(f, 0.0) + w
+        neutral_vec = _neutral(vec)
+        if not self.full:
+            self.seed, self.seed_neutral = dict(vec), neutral_vec
+        for total, part in ((self.full, vec), (self.neutral, neutral_vec)):
+            for f, w in part.items():
+                total[f] = total.get(f, 0.0) + w
         self.scripts.add(is_cjk)
         self.sources.add(source)
+        self.norms = None
+
+    def norm(self, neutral: bool = False) -> float:
+        if self.norms is None:
+            self.norms = (_norm(self.full), _norm(self.neutral))
+        return self.norms[neutral]
 
 
 def score(vec: Mapping[str, float], is_cjk: bool, source: str, story: Centroid, days: float) -> float:
-    """How well an item fits a story, on THRESHOLD's scale (0 when it may not join it at all)."""
-    full = _link(vec, story.full, story.reports)
+    """How well an item fits a story, on THRESHOLD's scale (0 when it may not join it at all): the cosine with the
+    story's centroid, provided the cosine with its seed is at least DRIFT of the threshold; between scripts, the
+    same on the neutral features, scaled from CROSS_THRESHOLD to THRESHOLD; decayed with the ``days`` since the
+    story's first report (after GRACE days, by e every TAU days)."""
+    full = _dot(vec, story.full) / story.norm()
     if story.sources == {source}:  # one outlet's own items: only a near copy joins
         return full if full >= SAME_SOURCE_THRESHOLD else 0.0
-    best = full
+    best = full if _dot(vec, story.seed) >= DRIFT * THRESHOLD else 0.0  # the seed has unit length
     if (not is_cjk) in story.scripts:  # the story has reports in the other script
-        best = max(best, _link(_unit({f: w for f, w in vec.items() if neutral(f)}), story.neutral,
-                               story.neutral_reports) * THRESHOLD / CROSS_THRESHOLD)
-    return best * (1 - DECAY * max(0.0, days - 1))
+        vec_neutral = _neutral(vec)
+        if _dot(vec_neutral, story.seed_neutral) >= DRIFT * CROSS_THRESHOLD:
+            best = max(best, _dot(vec_neutral, story.neutral) / story.norm(True) * THRESHOLD / CROSS_THRESHOLD)
+    return best * math.exp(-max(0.0, days - GRACE) / TAU)
 
 
-def _unit(vec: Mapping[str, float]) -> dict[str, float]:
-    norm = math.sqrt(sum(w * w for w in vec.values())) or 1.0
-    return {f: w / norm for f, w in vec.items()}
+def _neutral(vec: Mapping[str, float]) -> dict[str, float]:
+    """The neutral features of a vector, at unit length."""
+    part = {f: w for f, w in vec.items() if neutral(f)}
+    norm = _norm(part)
+    return {f: w / norm for f, w in part.items()}
 
 
-LINK = 1.0
+def _norm(vec: Mapping[str, float]) -> float:
+    return math.sqrt(sum(w * w for w in vec.values())) or 1.0
 
 
-def _link(vec: Mapping[str, float], total: Mapping[str, float], n: int) -> float:
-    """Cosine of a unit vector with a sum of vectors."""
-    if not vec or not total:
-        return 0.0
-    norm = math.sqrt(sum(w * w for w in total.values()))
-    return sum(w * total.get(f, 0.0) for f, w in vec.items()) / (norm ** LINK * n ** (1 - LINK))
+def _dot(vec: Mapping[str, float], other: Mapping[str, float]) -> float:
+    return sum(w * other.get(f, 0.0) for f, w in vec.items())

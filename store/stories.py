@@ -23,9 +23,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -51,19 +51,23 @@ class _New:
     entities: tuple[str, ...] = ()
     story: int | None = None
 
-    @property
-    def profile(self) -> tuple[frozenset[str], int | None]:
-        return _profile(self.title, self.summary, self.entities)
+    @cached_property
+    def text(self) -> tuple[frozenset[str], int | None]:
+        """The features of its title and lead, and their exact key: a copy has the same."""
+        return _text(self.title, self.summary)
+
+    @cached_property
+    def feats(self) -> frozenset[str]:
+        """All its features: the text's and its entities' (read ``entities`` first)."""
+        return self.text[0] | cluster.features("", "", self.entities)
 
 
 @dataclass
 class _Story:
-    """A story as the new items see it: its first report's date, its latest, its centroid."""
+    """A story as the new items see it: its first report's date and its centroid."""
 
     first: datetime
-    latest: datetime
     centroid: cluster.Centroid = field(default_factory=cluster.Centroid)
-    texts: set[frozenset[str]] = field(default_factory=set)
 
 
 def assign_stories(session: Session, items: Sequence[m.Item]) -> int:
@@ -72,10 +76,8 @@ def assign_stories(session: Session, items: Sequence[m.Item]) -> int:
     todo = [i for i in items if i.story_id is None]
     if not todo:
         return 0
-    session.flush()  # new items need their ids
-    entities = _entities(session, [i.id for i in todo])
-    new = [_New(i.id, i.source_id, _when(i), i.title or "", i.summary or "", entities.get(i.id, ()))
-           for i in todo]
+    session.flush()  # new items need their ids (and their entity links must be in the table)
+    new = [_New(i.id, i.source_id, _when(i), i.title or "", i.summary or "") for i in todo]
     joined = _assign(session, new)
     by_id = {n.id: n.story for n in new}
     for item in todo:
@@ -99,9 +101,7 @@ def assign_new(session: Session, item_keys: Sequence[str]) -> int:
                                     .where(items.c.key.in_(chunk), items.c.story_id.is_(None))))
     if not rows:
         return 0
-    entities = _entities(session, [r[0] for r in rows])
-    new = [_New(i, source, _utc(at), title or "", summary or "", entities.get(i, ()))
-           for i, source, at, title, summary in rows]
+    new = [_New(i, source, _utc(at), title or "", summary or "") for i, source, at, title, summary in rows]
     joined = _assign(session, new)
     session.connection().execute(
         update(items).where(items.c.id == bindparam("item")).values(story_id=bindparam("story")),
@@ -112,24 +112,27 @@ def assign_new(session: Session, item_keys: Sequence[str]) -> int:
 def _assign(session: Session, new: list[_New]) -> int:
     """Set ``story`` of each of ``new``; record keys and counts of those that do not copy an item of their story."""
     new.sort(key=lambda n: (n.when, n.id))
-    copies = _stored_copies(session, new)  # exact features -> (story, date) of stored items
-    rest = [n for n in new if _copy(copies.get(n.profile[0], ()), n.when) is None]
-    df, total = _counts(session, {f for n in rest for f in n.profile[0]})
+    copies = _stored_copies(session, new)  # text features -> (story, date) of stored items
+    rest = [n for n in new if _copy(copies.get(n.text[0], ()), n.when) is None]
+    entities = _entities(session, [n.id for n in rest])  # copies need none: their text decides
+    for n in rest:
+        n.entities = entities.get(n.id, ())
+    df, total = _counts(session, {f for n in rest for f in n.feats})
     for n in rest:  # the batch counts too: a first crawl into an empty database has nothing else to go by
-        for f in n.profile[0]:
+        for f in n.feats:
             df[f] = df.get(f, 0) + 1
     total += len(rest)
-    keys = {n.id: [cluster.term_key(f) for f in cluster.index_terms(n.profile[0], df)] for n in rest}
-    stories, by_key = _candidates(session, rest, keys, df)
+    keys = {n.id: [cluster.term_key(f) for f in cluster.index_terms(n.feats, df)] for n in rest}
+    stories, by_key = _candidates(session, rest, keys, df, total)
     joined = 0
     recorded: list[_New] = []
     for item in new:
-        feats, exact = item.profile
-        copy = _copy(copies.get(feats, ()), item.when)
+        copy = _copy(copies.get(item.text[0], ()), item.when)
         if copy is not None:  # an exact copy in the window: its story, nothing to record
             item.story = copy[0]
             joined += 1
             continue
+        feats = item.feats
         vec = cluster.vector(feats, df, total)
         is_cjk = cluster.cjk(feats)
         best, best_score = None, 0.0
@@ -137,17 +140,16 @@ def _assign(session: Session, new: list[_New]) -> int:
             story = stories[story_id]
             if item.when - story.first > WINDOW or story.first - item.when > WINDOW:
                 continue
-            days = abs((item.when - story.latest).total_seconds()) / 86400
+            days = abs((item.when - story.first).total_seconds()) / 86400
             s = cluster.score(vec, is_cjk, item.source, story.centroid, days)
             if s >= cluster.THRESHOLD and s > best_score:
                 best, best_score = story_id, s
         item.story = best if best is not None else item.id
         joined += best is not None
-        story = stories.setdefault(item.story, _Story(item.when, item.when))
-        story.first, story.latest = min(story.first, item.when), max(story.latest, item.when)
+        story = stories.setdefault(item.story, _Story(item.when))
+        story.first = min(story.first, item.when)
         story.centroid.add(vec, is_cjk, item.source)
-        story.texts.add(feats)
-        copies.setdefault(feats, []).append((item.story, item.when))
+        copies.setdefault(item.text[0], []).append((item.story, item.when))
         for k in keys[item.id]:
             by_key.setdefault(k, []).append(item.story)
         recorded.append(item)
@@ -158,10 +160,10 @@ def _assign(session: Session, new: list[_New]) -> int:
 def _record(session: Session, items: Sequence[_New], keys: dict[int, list[int]]) -> None:
     """Store the items' index and exact keys, and add their features to the document frequencies."""
     rows = [{"key": k, "item_id": n.id} for n in items
-            for k in dict.fromkeys((*keys[n.id], *([n.profile[1]] if n.profile[1] is not None else [])))]
+            for k in dict.fromkeys((*keys[n.id], *([n.text[1]] if n.text[1] is not None else [])))]
     if rows:  # items without features have no keys; an empty executemany would insert one empty row
         session.connection().execute(insert(m.StoryKey.__table__), rows)
-    _add_counts(session, Counter(cluster.term_key(f) for n in items for f in n.profile[0]), len(items))
+    _add_counts(session, Counter(cluster.term_key(f) for n in items for f in n.feats), len(items))
 
 
 def _add_counts(session: Session, counts: Counter[int], items: int) -> None:
@@ -191,8 +193,8 @@ def _counts(session: Session, feats: Iterable[str]) -> tuple[dict[str, int], int
     return df, total
 
 
-def _candidates(session: Session, new: Sequence[_New], keys: dict[int, list[int]], df: dict[str, int]
-                ) -> tuple[dict[int, _Story], dict[int, list[int]]]:
+def _candidates(session: Session, new: Sequence[_New], keys: dict[int, list[int]], df: dict[str, int],
+                total: int) -> tuple[dict[int, _Story], dict[int, list[int]]]:
     """The stored stories that ``new`` may join: those of stored items of the window that share a key with one of
     them (the latest ``PER_KEY`` a key), with their centroids; and the stories of each key."""
     if not new:
@@ -218,66 +220,64 @@ def _candidates(session: Session, new: Sequence[_New], keys: dict[int, list[int]
     for key, found in hits.items():
         found.sort()  # ids grow with time: the latest last
         by_key[key] = list(dict.fromkeys(story for _, story in found[-PER_KEY:]))
-    return _load_stories(session, sorted({s for ids in by_key.values() for s in ids}), df), by_key
+    return _load_stories(session, sorted({s for ids in by_key.values() for s in ids}), df, total), by_key
 
 
-def _load_stories(session: Session, story_ids: Sequence[int], df: dict[str, int]) -> dict[int, _Story]:
+def _load_stories(session: Session, story_ids: Sequence[int], df: dict[str, int], total: int
+                  ) -> dict[int, _Story]:
     """Centroids of stored stories: their latest ``REPORTS`` different texts, weighted with document frequencies
     read now (``df`` gains those of their features)."""
-    items = m.Item.__table__
+    items, keys = m.Item.__table__, m.StoryKey.__table__
     when = func.coalesce(items.c.published, items.c.fetched)
     members: defaultdict[int, list[tuple[datetime, _New]]] = defaultdict(list)
-    for chunk in _chunks(story_ids):
+    sources: defaultdict[int, set[str]] = defaultdict(set)
+    for chunk in _chunks(story_ids):  # the reports that recorded keys (not copies), and every report's source
         for item_id, story_id, source, at, title, summary in session.execute(
                 select(items.c.id, items.c.story_id, items.c.source_id, when, items.c.title, items.c.summary)
-                .where(items.c.story_id.in_(chunk))):
+                .where(items.c.story_id.in_(chunk), exists().where(keys.c.item_id == items.c.id))):
             members[story_id].append((_utc(at), _New(item_id, source, _utc(at), title or "", summary or "")))
+        for story_id, source in session.execute(select(items.c.story_id, items.c.source_id).distinct()
+                                                .where(items.c.story_id.in_(chunk))):
+            sources[story_id].add(source)
     for rows in members.values():
         rows.sort(key=lambda r: (r[0], r[1].id))
-    entities = _entities(session, [n.id for rows in members.values() for _, n in rows[-REPORTS * 4:]])
+    entities = _entities(session, [n.id for rows in members.values() for _, n in [rows[0], *rows[-REPORTS * 4:]]])
     stories: dict[int, _Story] = {}
     chosen: dict[int, list[_New]] = {}
     for story_id, rows in members.items():
-        stories[story_id] = _Story(rows[0][0], rows[-1][0])
+        stories[story_id] = _Story(rows[0][0])
         texts: dict[frozenset[str], _New] = {}
-        for _, n in reversed(rows):
+        for _, n in [rows[0], *reversed(rows[1:])]:  # the first report (the seed), then the latest
             n.entities = entities.get(n.id, ())
-            texts.setdefault(n.profile[0], n)
+            texts.setdefault(n.feats, n)
             if len(texts) == REPORTS:
                 break
         chosen[story_id] = list(texts.values())
-    more, total = _counts(session, {f for ns in chosen.values() for n in ns for f in n.profile[0]} - df.keys())
-    df.update(more)
+    df.update(_counts(session, {f for ns in chosen.values() for n in ns for f in n.feats} - df.keys())[0])
     for story_id, ns in chosen.items():
         story = stories[story_id]
         for n in ns:
-            feats = n.profile[0]
+            feats = n.feats
             story.centroid.add(cluster.vector(feats, df, total), cluster.cjk(feats), n.source)
-            story.texts.add(feats)
+        story.centroid.sources |= sources[story_id]
     return stories
 
 
 def _stored_copies(session: Session, new: Sequence[_New]) -> dict[frozenset[str], list[tuple[int, datetime]]]:
-    """Stored items with exactly the features of one of ``new`` (found by their exact key, confirmed by their
-    features), near it in time: their stories and dates, by their features."""
-    exact = {n.profile[1]: n.profile[0] for n in new if n.profile[1] is not None}
+    """Stored items with exactly the features of one of ``new`` (found by their exact key, a 63-bit hash of the
+    whole feature set), near it in time: their stories and dates, by their features."""
+    exact = {n.text[1]: n.text[0] for n in new if n.text[1] is not None}
     found: dict[frozenset[str], list[tuple[int, datetime]]] = {}
     if not exact:
         return found
     items, keys = m.Item.__table__, m.StoryKey.__table__
     when = func.coalesce(items.c.published, items.c.fetched)
     lo, hi = new[0].when - WINDOW, new[-1].when + WINDOW
-    rows = []
     for chunk in _chunks(sorted(exact)):
-        rows.extend(session.execute(
-            select(keys.c.key, items.c.id, items.c.story_id, when, items.c.title, items.c.summary)
-            .join(items, items.c.id == keys.c.item_id)
-            .where(keys.c.key.in_(chunk), when >= lo, when <= hi, items.c.story_id.is_not(None))).all())
-    entities = _entities(session, [r[1] for r in rows])
-    for key, item_id, story_id, at, title, summary in rows:
-        feats = _profile(title or "", summary or "", entities.get(item_id, ()))[0]
-        if feats == exact[key]:
-            found.setdefault(feats, []).append((story_id, _utc(at)))
+        for key, story_id, at in session.execute(
+                select(keys.c.key, items.c.story_id, when).join(items, items.c.id == keys.c.item_id)
+                .where(keys.c.key.in_(chunk), when >= lo, when <= hi, items.c.story_id.is_not(None))):
+            found.setdefault(exact[key], []).append((story_id, _utc(at)))
     return found
 
 
@@ -300,8 +300,8 @@ def forget(session: Session, item_ids: Sequence[int]) -> None:
     for chunk in _chunks(sorted(keyed)):
         for item_id, title, summary in session.execute(
                 select(items.c.id, items.c.title, items.c.summary).where(items.c.id.in_(chunk))):
-            counts.update(cluster.term_key(f) for f in _profile(title or "", summary or "",
-                                                                 entities.get(item_id, ()))[0])
+            feats = _text(title or "", summary or "")[0] | cluster.features("", "", entities.get(item_id, ()))
+            counts.update(cluster.term_key(f) for f in feats)
     if keyed:
         _add_counts(session, Counter({k: -n for k, n in counts.items()}), -len(keyed))
     for chunk in _chunks(list(item_ids)):
@@ -343,11 +343,11 @@ def _story_exists(session: Session, story: int, besides: set[int]) -> bool:
 
 
 @lru_cache(maxsize=4096)  # ~8 KB an entry (its features are strings): ~33 MB at most
-def _profile(title: str, summary: str, entities: tuple[str, ...]) -> tuple[frozenset[str], int | None]:
+def _text(title: str, summary: str) -> tuple[frozenset[str], int | None]:
     """Features and exact key of a text, cached: the same recent items are candidates for many new ones, and many
     outlets carry the same wire text. The exact key (a hash of the whole feature set, stored in ``story_keys``
     beside the index keys) finds stored copies with one lookup each."""
-    feats = cluster.features(title, summary, entities)
+    feats = cluster.features(title, summary)
     if not feats:
         return feats, None
     exact = int.from_bytes(hashlib.blake2b("\x1f".join(sorted(feats)).encode(), digest_size=8,

@@ -1,13 +1,12 @@
-"""Story clustering (pipelines/cluster.py, store/stories.py): the MinHash and its LSH keys, precision and recall on
-pairs built for the beat and on the real corpus crawled through the pipeline (labels: tests/data/stories/)."""
+"""Story clustering (pipelines/cluster.py, store/stories.py): features, weights and scores; precision and recall on
+the real corpus crawled through the pipeline (labels: tests/data/stories/corpus_stories.tsv). The labelled story
+set: tests/test_story_set.py."""
 
 from __future__ import annotations
 
 import csv
 import itertools
-import json
-import random
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,16 @@ from pipelines import cluster
 DATA = Path(__file__).parent / "data" / "stories"
 
 
-def test_features_fold_case_accents_stop_words_and_plurals() -> None:
+def test_features_fold_case_accents_stop_words_and_stem() -> None:
     f = cluster.features("Peru's Congress removes President Jerí", "")
-    assert {"peru", "congress", "remov", "president", "jeri"} <= f and "peru congress" in f
+    assert {"peru", "congress", "remov", "presid", "jeri"} <= f and "peru congress" in f
     assert f == cluster.features("PERU'S CONGRESS REMOVED PRESIDENT JERI", "")
     assert not f & {"the", "s", "says"}
 
 
-def test_cjk_text_becomes_character_bigrams() -> None:
+def test_cjk_text_becomes_character_bigrams_and_traditional_becomes_simplified() -> None:
     assert {"深度", "度求", "求索", "护照"} <= cluster.features("深度求索要求员工上交护照", "")
+    assert cluster.features("英偉達芯片出口許可", "") == cluster.features("英伟达芯片出口许可", "")
 
 
 def test_lead_is_the_first_words_of_the_summary() -> None:
@@ -84,13 +84,13 @@ def test_one_outlets_own_items_join_only_as_near_copies() -> None:
     assert cluster.score(later, False, "cnbc", story, 0) > 0
 
 
-def test_the_score_decays_with_the_days_since_the_latest_report() -> None:
+def test_the_score_decays_with_the_days_since_the_first_report() -> None:
     df: dict[str, int] = {}
     story = cluster.Centroid()
     story.add(cluster.vector(cluster.features("Nvidia H20 licence", "granted"), df, 100), False, "a")
     vec = cluster.vector(cluster.features("Nvidia H20 licence granted", ""), df, 100)
-    assert cluster.score(vec, False, "b", story, 0) == cluster.score(vec, False, "b", story, 1)
-    assert cluster.score(vec, False, "b", story, 6) < cluster.score(vec, False, "b", story, 1)
+    assert cluster.score(vec, False, "b", story, 0) == cluster.score(vec, False, "b", story, cluster.GRACE)
+    assert cluster.score(vec, False, "b", story, 3) < cluster.score(vec, False, "b", story, 2) / 2
 
 
 def pair_metrics(pairs: list[tuple[bool, bool]]) -> tuple[float, float]:
@@ -132,8 +132,10 @@ def labels() -> dict[str, str]:
 
 def test_precision_and_recall_on_the_real_corpus(corpus_stories) -> None:
     """Pairs of items in one story against the labelled stories (items not labelled are stories of their own;
-    ambiguous ones, '?', are left out). Measured: precision 0.94, recall 0.39 of the labelled pairs; the missed
-    pairs are reports worded differently (obituaries, previews and analyses of one event)."""
+    ambiguous ones, '?', are left out). Measured over five crawls: precision 0.76-0.89, recall 0.50-0.58 (the
+    order in which feeds arrive changes which report starts a story; the MinHash method before: 0.94, 0.39); the
+    wrong pairs are reports of one topic in one week (the Winter Olympics' guides, the rounds of US-Iran
+    talks), the missed ones reports worded differently (obituaries, previews and analyses of one event)."""
     truth = labels()
     items = [(i, story) for story, members in corpus_stories.items() for i in members
              if truth.get(i["url"]) != "?"]
@@ -145,7 +147,7 @@ def test_precision_and_recall_on_the_real_corpus(corpus_stories) -> None:
             results.append((same, story_a == story_b))
     precision, recall = pair_metrics(results)
     print(f"real corpus: precision {precision:.2f}, recall {recall:.2f} over {len(results)} pairs")
-    assert precision >= 0.9 and recall >= 0.3, (precision, recall)
+    assert precision >= 0.7 and recall >= 0.45, (precision, recall)
 
 
 def story_of(stories: dict, title_start: str) -> list[dict]:
