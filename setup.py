@@ -1,6 +1,6 @@
 from setuptools import find_packages, setup
 
-APP_PACKAGES = find_packages(include=["talentwatch*", "crawler*", "pipelines*", "store*", "digest*"])
+APP_PACKAGES = find_packages(include=["talentwatch*", "crawler*", "pipelines*", "store*", "digest*", "web*"])
 
 setup(
     name="talentwatch",
@@ -14,6 +14,7 @@ setup(
         "talentwatch": ["defaults/*.toml", "defaults/*.json"],
         "talentwatch_migrations": ["script.py.mako"],
         "digest": ["templates/*.j2"],
+        "web": ["templates/*.html", "static/*"],
     },
     install_requires=[
         "scrapy>=2.13",
@@ -31,10 +32,13 @@ setup(
         "lxml_html_clean",  # trafilatura with lxml >= 5.2 needs it
         "PyStemmer>=2.2",  # pipelines/cluster.py: English stems (Snowball, in C)
         "zhconv>=1.4",  # pipelines/cluster.py: traditional Chinese as simplified
+        "starlette>=0.40",  # web/: the workbench (talentwatch serve)
+        "uvicorn>=0.30",
     ],
     extras_require={
         "train": ["scikit-learn>=1.3"],  # python -m pipelines.tagging.train: retrain the learned route
-        "test": ["pytest>=8", "pytest-timeout", "ruff", "hypothesis", "aiosmtpd>=1.4", "scikit-learn>=1.3"],
+        "test": ["pytest>=8", "pytest-timeout", "ruff", "hypothesis", "aiosmtpd>=1.4", "scikit-learn>=1.3",
+                 "httpx", "playwright>=1.40"],
     },
     entry_points={"console_scripts": ["talentwatch=talentwatch.__main__:main"]},
 )

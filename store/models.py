@@ -154,6 +154,17 @@ class TermCount(Base):
     df: Mapped[int] = mapped_column(default=0)
 
 
+class Judgement(Base):
+    """The analyst's verdict on an item for one topic (web view): relevant or not. A new verdict replaces the old;
+    ``talentwatch judgements export`` writes them in ``rules test``'s format."""
+
+    __tablename__ = "judgements"
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    topic_id: Mapped[str] = mapped_column(ForeignKey("topics.id"), primary_key=True)
+    relevant: Mapped[bool]
+    judged: Mapped[datetime]
+
+
 class Digest(Base):
     """The digest of one period, recorded before it is sent: status pending -> sending -> sent. ``message`` is the
     whole RFC 5322 message, so that a retry sends the same bytes with the same Message-ID."""

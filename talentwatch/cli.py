@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -111,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--min-precision", type=float, metavar="P", help="exit 1 if a topic's precision is below P")
     test.add_argument("--min-recall", type=float, metavar="R", help="exit 1 if a topic's recall is below R")
     test.set_defaults(func=cmd_rules_test)
+
+    serve = sub.add_parser("serve", help="the web workbench and its JSON API (default http://127.0.0.1:8750)")
+    serve.add_argument("--host", metavar="H", help="address to listen on (default: [web] host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, metavar="P", help="port (default: [web] port, 8750)")
+    serve.set_defaults(func=cmd_serve)
+
+    judgements = sub.add_parser("judgements", help="the analyst's verdicts from the web view")
+    judgements_sub = judgements.add_subparsers(dest="judgements_command", required=True, metavar="SUBCOMMAND")
+    judgements_sub.add_parser("export", help="write them as JSON Lines in rules test's format").set_defaults(
+        func=cmd_judgements_export)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="SUBCOMMAND")
@@ -613,6 +624,40 @@ def _rules_report(report: Any, file: str, by_event: bool) -> None:
             events.add_row(e.topic, str(e.events), str(e.events - len(e.missed)), f"{e.recall:.3f}",
                            escape(", ".join(e.missed)) or "-")
         console.print(events)
+
+
+def cmd_serve(config: Config, args: argparse.Namespace) -> int:
+    """Serve the workbench; a host that is not loopback needs TALENTWATCH_WEB_PASSWORD."""
+    import ipaddress
+
+    import uvicorn
+
+    from store.db import open_database
+    from web.app import create_app
+
+    host, port = args.host or config.get("web", "host"), args.port or config.get("web", "port")
+    password = os.environ.get("TALENTWATCH_WEB_PASSWORD") or None
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and password is None:
+        raise UsageError(f"serve: host {host} ([web] host or --host) is not loopback: set TALENTWATCH_WEB_PASSWORD "
+                         "so that every page needs it")
+    app = create_app(open_database(config.database_url), config.topics_path, password)
+    print(f"talentwatch workbench on http://{host}:{port}/", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+    return EXIT_OK
+
+
+def cmd_judgements_export(config: Config, args: argparse.Namespace) -> int:
+    from store.db import open_database
+    from store.judgements import export
+
+    with Session(open_database(config.database_url)) as session:
+        for record in export(session):
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return EXIT_OK
 
 
 def cmd_db_upgrade(config: Config, args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """Load, merge and validate talentwatch.toml: the one place where every option, its default and its check live.
 
 Lookup: ``--config PATH``, else ``$TALENTWATCH_CONFIG``, else ``./talentwatch.toml``; with none, the defaults run.
-Environment variables override the file: TALENTWATCH_DATABASE_URL, TALENTWATCH_SMTP_URL, TALENTWATCH_SMTP_PASSWORD.
+Environment variables override the file: TALENTWATCH_DATABASE_URL, TALENTWATCH_SMTP_URL, TALENTWATCH_SMTP_PASSWORD;
+TALENTWATCH_WEB_PASSWORD protects `talentwatch serve` (read by web/app.py, never stored).
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ def _bool(v: Any) -> bool:
 def _positive_int(v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise ValueError(f"expected a positive integer, got {v!r}")
+    return v
+
+
+def _port(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 65535:
+        raise ValueError(f"expected a TCP port (1-65535), got {v!r}")
     return v
 
 
@@ -90,6 +97,8 @@ OPTIONS: dict[tuple[str, str], tuple[Any, Callable[[Any], Any]]] = {
     ("archive", "gdelt_url"): ("https://api.gdeltproject.org", _str),
     ("archive", "delay"): ("1s", parse_duration),  # per-host delay between archive requests (GDELT: 5s at least)
     ("archive", "terms"): (None, _str_list),  # search terms for gnews/gdelt; default: derived from the topics
+    ("web", "host"): ("127.0.0.1", _str),  # `talentwatch serve`; not loopback: only with TALENTWATCH_WEB_PASSWORD
+    ("web", "port"): (8750, _port),
 }
 
 

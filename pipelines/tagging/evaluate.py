@@ -7,6 +7,9 @@ tag it without the label, a false negative the other way round. Each false posit
 that fired; each false negative the nearest miss (the parts of the query that matched and those that did
 not), so that a rule can be fixed from the report alone.
 
+An item may list the topics it was judged for (``judged``: the analyst's verdicts from the web view); it then
+counts only for those.
+
 Items may name the story they report (``event``). A held-out split is chosen per event, never per item, so
 that the held-out figures measure events the rules were not tuned on; :meth:`Report.by_event` gives, per
 topic, the share of events with at least one item tagged and the events missed entirely.
@@ -53,6 +56,12 @@ class LabelledItem:
             if isinstance(value, str) and value:
                 return value
         return f"line {self.line}"
+
+    def judged(self, topic: str) -> bool:
+        """Whether the item speaks for ``topic``: always, unless it lists the topics it was judged for
+        (``judged``, as ``talentwatch judgements export`` writes it)."""
+        judged = self.extra.get("judged")
+        return not isinstance(judged, list) or topic in judged
 
     @property
     def split(self) -> str:
@@ -220,6 +229,8 @@ def evaluate(tagger: Tagger, items: Sequence[LabelledItem], topics: Sequence[str
         tagged = tagger.tag(item.title, item.summary).topics
         predictions.append(frozenset(tagged))
         for topic, score in scores.items():
+            if not item.judged(topic):
+                continue
             predicted, actual = topic in tagged, topic in item.labels
             if predicted and actual:
                 score.tp += 1

@@ -1,0 +1,288 @@
+"""The analyst's workbench (``talentwatch serve``): Starlette routes over the store's queries and the digest's
+selection, server-rendered with Jinja2 (autoescaped), a few lines of JavaScript (keyboard, verdicts).
+
+Reads the database the daemon writes (SQLite in WAL mode, or PostgreSQL); writes only judgements. Safety:
+everything from feeds is text (autoescaped; only http(s) URLs become links, with rel="noopener noreferrer");
+headers forbid inline scripts, framing and referrers (``SECURITY_HEADERS``); a state-changing request needs the
+CSRF token of its page (double-submit: cookie and header must match) or HTTP basic auth; with
+TALENTWATCH_WEB_PASSWORD set, every route but /healthz needs the password (HTTP basic auth, any user name).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from digest.period import Period, parse_week, week
+from digest.select import DigestData, safe_url, select_digest
+from pipelines.tagging import QueryError, RuleError, Tagger, Topic
+from pipelines.tagging.rules import load_rules
+from store import models as m
+from store.judgements import UnknownTopic, judge, verdicts
+from store.queries import ItemFilter, items_query
+from talentwatch.cli import item_record
+
+HERE = Path(__file__).parent
+PAGE_SIZE = 50
+CSRF_COOKIE = "tw_csrf"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                               "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+@dataclass
+class Filters:
+    """The query parameters every list takes; ``error`` is the parser's message for a bad ``q``."""
+
+    q: str = ""
+    tag: str = ""
+    entity: str = ""
+    source: str = ""
+    since: str = ""
+    until: str = ""
+    lang: str = ""
+    page: int = 1
+    error: str = ""
+
+    @classmethod
+    def of(cls, request: Request) -> Filters:
+        p = request.query_params
+        try:
+            page = max(1, int(p.get("page", "1")))
+        except ValueError:
+            page = 1
+        return cls(*(p.get(k, "").strip() for k in ("q", "tag", "entity", "source", "since", "until", "lang")),
+                   page=page)
+
+    def store_filter(self) -> ItemFilter:
+        return ItemFilter(self.tag or None, self.entity or None, [self.source] if self.source else [],
+                          _day(self.since), _day(self.until, end=True))
+
+    def link(self, **changes: Any) -> str:
+        """This list's URL with some parameters changed (page back to 1 unless given)."""
+        values = {k: getattr(self, k) for k in ("q", "tag", "entity", "source", "since", "until", "lang")}
+        values.update(changes)
+        from urllib.parse import urlencode
+
+        return "?" + urlencode({k: v for k, v in values.items() if v not in ("", None, 1)})
+
+
+def _day(value: str, end: bool = False) -> datetime | None:
+    try:
+        day = datetime.fromisoformat(value).replace(tzinfo=UTC) if value else None
+    except ValueError:
+        return None
+    return day + timedelta(days=1) if day is not None and end and len(value) == 10 else day
+
+
+class Workbench:
+    """The app's state: the database, the topics (for ``q``), the templates, the password."""
+
+    def __init__(self, engine: Engine, topics_path: Path, password: str | None) -> None:
+        self.engine, self.password = engine, password
+        self.rules = load_rules(topics_path)
+        self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
+        self.env.globals.update(safe_url=safe_url, day=_fmt_day)
+
+    def search(self, q: str) -> Tagger:
+        """A tagger whose only topic is the query ``q`` (QueryError names the position of a mistake)."""
+        return Tagger([Topic("q", "q", q)], self.rules.entities, self.rules.lists)
+
+    def items(self, session: Session, f: Filters) -> tuple[int, list[m.Item]]:
+        """The filtered items of one page, newest first, and how many there are (none, and ``f.error`` set to the
+        parser's message, for a bad ``q``)."""
+        try:
+            tagger = self.search(f.q) if f.q else None
+        except (QueryError, RuleError) as e:
+            f.error = _query_error(e)
+            return 0, []
+        query = items_query(f.store_filter())
+        if tagger is None and not f.lang:
+            total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+            page = list(session.scalars(query.offset((f.page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
+            return total, page
+        found = [i for i in session.scalars(query)  # q evaluated in Python over the filtered items
+                 if (tagger is None or tagger.tag(i.title or "", i.summary or "").topics)
+                 and (not f.lang or _language(i) == f.lang)]
+        return len(found), found[(f.page - 1) * PAGE_SIZE:f.page * PAGE_SIZE]
+
+    def stories(self, period: Period) -> DigestData:
+        """The digest's selection for a period, live (its clustering of unassigned items is rolled back: the web
+        view writes only judgements)."""
+        with Session(self.engine) as session:
+            data = select_digest(session, period, datetime.now(UTC), [t.id for t in self.rules.topics])
+            session.rollback()
+        return data
+
+    def render(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+        html = self.env.get_template(name).render(csrf=token, path=request.url.path, **context)
+        response = HTMLResponse(html, status_code=status)
+        response.set_cookie(CSRF_COOKIE, token, httponly=False, samesite="strict")
+        return response
+
+
+def _language(item: m.Item) -> str:
+    text = (item.title or "") + (item.summary or "")[:200]
+    return "zh" if sum("\u4e00" <= c <= "\u9fff" for c in text) * 4 > len(text) else "en"
+
+
+def _fmt_day(dt: datetime | None) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if dt else ""
+
+
+def create_app(engine: Engine, topics_path: Path, password: str | None = None) -> Starlette:
+    wb = Workbench(engine, topics_path, password)
+
+    def healthz(request: Request) -> Response:
+        with Session(wb.engine) as session:
+            return JSONResponse({"ok": True, "items": session.scalar(select(func.count(m.Item.id)))})
+
+    def api_items(request: Request) -> Response:
+        f = Filters.of(request)
+        with Session(wb.engine) as session:
+            total, page = wb.items(session, f)
+            if f.error:
+                return JSONResponse({"error": f.error}, status_code=400)
+            return JSONResponse({"total": total, "items": [item_record(i) for i in page]})
+
+    def api_stories(request: Request) -> Response:
+        data = wb.stories(_period(request))
+        return JSONResponse({"total": data.stories, "stories": [
+            {"id": s.id, "title": s.title, "url": s.url, "source": s.source, "also": s.also, "topics": s.topics,
+             "published": s.published.isoformat() if s.published else None, "entities": s.entities}
+            for section in data.sections for s in section.stories]})
+
+    def stories_page(request: Request) -> Response:
+        period = _period(request)
+        data = wb.stories(period)
+        before = period.first - timedelta(days=7)
+        previous = week(*before.isocalendar()[:2], "UTC")
+        return wb.render(request, "stories.html", data=data, period=period, previous=previous)
+
+    def items_page(request: Request) -> Response:
+        f = Filters.of(request)
+        with Session(wb.engine) as session:
+            total, page = wb.items(session, f)
+            return wb.render(request, "items.html", f=f, total=total, items=page,
+                             pages=max(1, math.ceil(total / PAGE_SIZE)), topics=wb.rules.topics)
+
+    def item_page(request: Request) -> Response:
+        with Session(wb.engine) as session:
+            item = session.get(m.Item, request.path_params["id"])
+            if item is None:
+                return wb.render(request, "missing.html", status=404, what="item")
+            others = [] if item.story_id is None else list(session.scalars(
+                select(m.Item).where(m.Item.story_id == item.story_id, m.Item.id != item.id).limit(50)))
+            return wb.render(request, "item.html", item=item, others=others, verdicts=verdicts(session, item.id),
+                             topics=wb.rules.topics)
+
+    async def post_judgement(request: Request) -> Response:
+        if not (wb.password or _csrf_ok(request)):  # with a password, basic auth already proved the caller
+            return JSONResponse({"error": "missing or wrong CSRF token"}, status_code=403)
+        try:
+            body = json.loads(await request.body())
+            topic, relevant = body["topic"], body["relevant"]
+            if not isinstance(topic, str) or not isinstance(relevant, bool):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": 'expected {"topic": topic id, "relevant": true or false}'}, status_code=400)
+        return await run_in_threadpool(store_judgement, request.path_params["id"], topic, relevant)
+
+    def store_judgement(item_id: int, topic: str, relevant: bool) -> Response:
+        with Session(wb.engine) as session, session.begin():
+            if session.get(m.Item, item_id) is None:
+                return JSONResponse({"error": "no such item"}, status_code=404)
+            try:
+                judge(session, item_id, topic, relevant, datetime.now(UTC))
+            except UnknownTopic:
+                return JSONResponse({"error": f"unknown topic {topic!r}"}, status_code=400)
+        return JSONResponse({"ok": True, "item": item_id, "topic": topic, "relevant": relevant})
+
+    def favicon(request: Request) -> Response:
+        return Response(status_code=204)  # none: browsers ask anyway
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/favicon.ico", favicon),
+        Route("/", stories_page),
+        Route("/items", items_page),
+        Route("/items/{id:int}", item_page),
+        Route("/api/items", api_items),
+        Route("/api/stories", api_stories),
+        Route("/api/items/{id:int}/judgements", post_judgement, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(_Guard, password=password)])
+
+
+def _period(request: Request) -> Period:
+    """The week of ``?week=`` (YYYY-Www), default this week (UTC)."""
+    try:
+        year, number = parse_week(request.query_params.get("week", ""))
+    except ValueError:
+        year, number, _ = datetime.now(UTC).isocalendar()
+    return week(year, number, "UTC")
+
+
+def _query_error(e: Exception) -> str:
+    """The parser's message for a bad ``q``, with its position."""
+    if isinstance(e, RuleError):
+        return f"q: {e.message} at position {e.position}"
+    return f"q: {e}"
+
+
+def _csrf_ok(request: Request) -> bool:
+    cookie, header = request.cookies.get(CSRF_COOKIE, ""), request.headers.get("x-csrf-token", "")
+    return bool(cookie) and hmac.compare_digest(cookie, header)
+
+
+class _Guard(BaseHTTPMiddleware):
+    """The password (HTTP basic auth, any user name) on every route but /healthz, and the security headers on
+    every response."""
+
+    def __init__(self, app: Any, password: str | None) -> None:
+        super().__init__(app)
+        self.password = password
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if self.password and request.url.path != "/healthz" and not self._authorized(request):
+            response: Response = Response("password required", status_code=401,
+                                          headers={"WWW-Authenticate": 'Basic realm="talentwatch"'})
+        else:
+            response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    def _authorized(self, request: Request) -> bool:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            _, _, given = base64.b64decode(value).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return hmac.compare_digest(given.encode(), (self.password or "").encode())
