@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
 import threading
 import time
@@ -27,7 +28,7 @@ HOSTILE = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>h</title>
 <description>&amp;lt;img src=x onerror=alert(3)&amp;gt;
 &amp;lt;a href="javascript:alert(4)"&amp;gt;click&amp;lt;/a&amp;gt; talent war</description>
 <pubDate>Tue, 17 Feb 2026 10:00:00 +0000</pubDate></item></channel></rss>"""
-FEEDS = ("reuters", "bloomberg", "techcrunch", "restofworld", "36kr", "semafor", "wired", "nytimes", "time")
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 class Server:
@@ -52,7 +53,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def crawled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
-    feeds = sorted(p for p in (need_corpus() / "feeds").glob("*.xml") if p.name.split("-")[0] in FEEDS)
+    feeds = sorted(p for p in (need_corpus() / "feeds").glob("*.xml") if "sitemap" not in p.name)
     tmp = tmp_path_factory.mktemp("web")
     home = Home(tmp, f"sqlite:///{tmp / 'talentwatch.db'}")
     server = FeedServer().start()
@@ -61,7 +62,7 @@ def crawled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
             server.put(f"/{p.name}", p.read_bytes())
         server.put("/hostile.xml", HOSTILE)
         home.write_config([(p.name.split("-")[0] + str(n), [server.url(f"/{p.name}")]) for n, p in enumerate(feeds)]
-                          + [("hostile", [server.url("/hostile.xml")])])
+                          + [("hostile", [server.url("/hostile.xml")]), ("dead", ["http://127.0.0.1:9/feed.xml"])])
         assert home.run("crawl").code == 0
     finally:
         server.stop()
@@ -117,7 +118,8 @@ def test_filters_and_the_query_language(web: Server, crawled: Home) -> None:
 
 def test_pages_carry_the_security_headers_and_the_hostile_item_is_inert(web: Server) -> None:
     (hostile,) = httpx.get(f"{web.url}/api/items", params={"source": "hostile"}).json()["items"]
-    for path in ("/", "/items", f"/items/{hostile['id']}", "/api/items", "/items/999999"):
+    for path in ("/", "/items", f"/items/{hostile['id']}", "/api/items", "/items/999999", "/sources", "/rules",
+                 "/digests"):
         response = httpx.get(web.url + path)
         assert response.headers["content-security-policy"].startswith("default-src 'none'; script-src 'self'")
         assert "unsafe-inline" not in response.headers["content-security-policy"]
@@ -154,6 +156,39 @@ def test_a_verdict_needs_the_csrf_token_and_is_exported_for_rules_test(web: Serv
     assert report.code == 0, report.err
     rows = {r["topic"]: r for r in json.loads(report.out)["topics"]}
     assert rows["poaching"]["fp"] == 1 and rows["travel-approval"]["fn"] + rows["travel-approval"]["tp"] == 1
+
+
+def test_story_sources_rules_and_digest_pages(web: Server, crawled: Home) -> None:
+    (story, n), = crawled.sql("select story_id, count(*) from items group by story_id order by count(*) desc limit 1")
+    page = httpx.get(f"{web.url}/stories/{story}").text
+    assert n > 1 and page.count('class="entry"') == n
+    assert httpx.get(f"{web.url}/stories/999999").status_code == 404
+
+    sources = httpx.get(f"{web.url}/sources").text
+    rows = sources.split("<tbody>")[1].split("<tr ")[1:]
+    assert rows[0].startswith('class="failing"') and "dead" in rows[0]  # failing feeds first
+    assert len(rows) > 50 and all(r.startswith('class="ok"') for r in rows[1:])
+
+    item = httpx.get(f"{web.url}/api/items", params={"tag": "poaching"}).json()["items"][-1]
+    with httpx.Client() as client:
+        token = _csrf(client, web.url)
+        client.post(f"{web.url}/api/items/{item['id']}/judgements", json={"topic": "poaching", "relevant": True},
+                    headers={"X-CSRF-Token": token})
+    rules = httpx.get(f"{web.url}/rules").text
+    poaching = rules.split('data-topic="poaching"')[1].split("</tr>")[0]
+    assert '<td class="recall">1.00</td>' in poaching  # the rule tags the item judged relevant
+    trial = httpx.get(f"{web.url}/rules", params={"topic": "poaching", "q": "talent"}).text
+    assert "would add" in trial and "would drop" in trial and "On your verdicts" in trial
+    bad = httpx.get(f"{web.url}/rules", params={"topic": "poaching", "q": "talent NEAR/ war"}).text
+    assert 'role="alert"' in bad and "position" in bad
+
+    assert crawled.run("digest", "--week", "2026-W08", "--send").code == 0  # to the outbox: no SMTP configured
+    (digest,), = crawled.sql("select id from digests")
+    assert f'href="/digests/{digest}"' in httpx.get(f"{web.url}/digests").text
+    sent = httpx.get(f"{web.url}/digests/{digest}")
+    assert sent.status_code == 200 and "<html" in sent.text.lower()
+    assert "script-src" not in sent.headers["content-security-policy"]  # no script at all: default-src 'none'
+    assert sent.headers["x-frame-options"] == "DENY"
 
 
 def test_with_a_password_every_route_but_healthz_needs_it(crawled: Home) -> None:
@@ -196,6 +231,16 @@ def test_in_a_browser_keyboard_and_verdicts_without_console_errors(web: Server, 
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(web.url) else None)
+        if os.environ.get("TALENTWATCH_UPDATE_SCREENSHOT") == "1":  # rewrite docs/web-*.png
+            (story,), = crawled.sql("select story_id from items group by story_id order by count(*) desc limit 1")
+            tagged = next(i for i in crawled.run("items", "--format", "json", "--tagged").json_lines()
+                          if i["source"] != "hostile")
+            for name, path in (("story", f"/stories/{story}"), ("items", "/items?since=2026-02-17&until=2026-02-17"),
+                               ("item", f"/items/{tagged['id']}")):
+                desktop = browser.new_page(viewport={"width": 1100, "height": 900})
+                desktop.goto(web.url + path)
+                desktop.screenshot(path=str(DOCS / f"web-{name}.png"))
+                desktop.close()
         page.goto(f"{web.url}/items?tag=poaching")
         page.keyboard.press("j")
         assert page.locator(".entry.current").count() == 1

@@ -11,6 +11,8 @@ TALENTWATCH_WEB_PASSWORD set, every route but /healthz needs the password (HTTP 
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
 import hmac
 import json
 import math
@@ -35,14 +37,17 @@ from starlette.staticfiles import StaticFiles
 from digest.period import Period, parse_week, week
 from digest.select import DigestData, safe_url, select_digest
 from pipelines.tagging import QueryError, RuleError, Tagger, Topic
+from pipelines.tagging.evaluate import LabelledItem, TopicScore, evaluate
 from pipelines.tagging.rules import load_rules
 from store import models as m
-from store.judgements import UnknownTopic, judge, verdicts
-from store.queries import ItemFilter, items_query
-from talentwatch.cli import item_record
+from store.judgements import UnknownTopic, export, judge, verdicts
+from store.queries import ItemFilter, feed_status, items_query
+from talentwatch.cli import item_record, status_record
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
+TRY_ITEMS = 2000  # latest stored items a query is tried on at /rules
+DIGEST_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
 CSRF_COOKIE = "tw_csrf"
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -137,12 +142,43 @@ class Workbench:
             session.rollback()
         return data
 
+    def try_query(self, session: Session, topic: str, q: str, judged: list[LabelledItem]) -> Trial:
+        """A query tried in place of a topic's: which of the latest stored items it adds and drops against the
+        topic's tags, and its figures on the analyst's verdicts."""
+        trial = Tagger([Topic(topic, topic, q)], self.rules.entities, self.rules.lists)
+        latest = session.scalars(select(m.Item).order_by(m.Item.id.desc()).limit(TRY_ITEMS))
+        added, dropped, both = [], [], 0
+        for item in latest:
+            now = any(t.topic_id == topic for t in item.tags)
+            then = bool(trial.tag(item.title or "", "\n".join(p for p in (item.summary, item.text) if p)).topics)
+            both += now and then
+            if then and not now:
+                added.append(item)
+            elif now and not then:
+                dropped.append(item)
+        score = evaluate(trial, judged, [topic]).scores[0] if judged else None
+        return Trial(added, dropped, both, score)
+
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
         html = self.env.get_template(name).render(csrf=token, path=request.url.path, **context)
         response = HTMLResponse(html, status_code=status)
         response.set_cookie(CSRF_COOKIE, token, httponly=False, samesite="strict")
         return response
+
+
+@dataclass
+class Trial:
+    added: list[m.Item]
+    dropped: list[m.Item]
+    kept: int
+    score: TopicScore | None  # on the analyst's verdicts
+
+
+def _judged_items(session: Session) -> list[LabelledItem]:
+    """The analyst's verdicts as labelled items (what ``judgements export`` writes)."""
+    return [LabelledItem(r["title"] or "", r["summary"] or "", frozenset(r["labels"]), n, {"judged": r["judged"]})
+            for n, r in enumerate(export(session), 1)]
 
 
 def _language(item: m.Item) -> str:
@@ -222,6 +258,50 @@ def create_app(engine: Engine, topics_path: Path, password: str | None = None) -
                 return JSONResponse({"error": f"unknown topic {topic!r}"}, status_code=400)
         return JSONResponse({"ok": True, "item": item_id, "topic": topic, "relevant": relevant})
 
+    def story_page(request: Request) -> Response:
+        with Session(wb.engine) as session:
+            members = list(session.scalars(select(m.Item).where(m.Item.story_id == request.path_params["id"])
+                                           .order_by(func.coalesce(m.Item.published, m.Item.fetched), m.Item.id)))
+            if not members:
+                return wb.render(request, "missing.html", status=404, what="story")
+            return wb.render(request, "story.html", story_id=request.path_params["id"], members=members)
+
+    def sources_page(request: Request) -> Response:
+        with Session(wb.engine) as session:
+            feeds = [status_record(f, n) for f, n in feed_status(session, datetime.now(UTC))]
+        feeds.sort(key=lambda r: (not r["disabled"] and not r["failures"], -r["failures"], r["source"]))
+        return wb.render(request, "sources.html", feeds=feeds)
+
+    def rules_page(request: Request) -> Response:
+        topic, q = request.query_params.get("topic", ""), request.query_params.get("q", "").strip()
+        with Session(wb.engine) as session:
+            judged = _judged_items(session)
+            current = {s.topic: s for s in evaluate(wb.rules.tagger(), judged).scores} if judged else {}
+            trial, error = None, ""
+            if q and topic in {t.id for t in wb.rules.topics}:
+                try:
+                    trial = wb.try_query(session, topic, q, judged)
+                except (QueryError, RuleError) as e:
+                    error = _query_error(e)
+        return wb.render(request, "rules.html", topics=wb.rules.topics, current=current, judged=len(judged),
+                         topic=topic, q=q, trial=trial, error=error)
+
+    def digests_page(request: Request) -> Response:
+        with Session(wb.engine) as session:
+            digests = list(session.scalars(select(m.Digest).order_by(m.Digest.starts.desc())))
+            return wb.render(request, "digests.html", digests=digests)
+
+    def digest_as_sent(request: Request) -> Response:
+        """The HTML part of a digest's stored message, with a policy of its own: its inline styles, no script."""
+        with Session(wb.engine) as session:
+            digest = session.get(m.Digest, request.path_params["id"])
+            if digest is None:
+                return wb.render(request, "missing.html", status=404, what="digest")
+            message = email.message_from_bytes(digest.message, policy=email.policy.default)
+        body = message.get_body(("html",))
+        html = body.get_content() if body is not None else "<p>(no HTML part)</p>"
+        return HTMLResponse(html, headers={"Content-Security-Policy": DIGEST_POLICY})
+
     def favicon(request: Request) -> Response:
         return Response(status_code=204)  # none: browsers ask anyway
 
@@ -231,6 +311,11 @@ def create_app(engine: Engine, topics_path: Path, password: str | None = None) -
         Route("/", stories_page),
         Route("/items", items_page),
         Route("/items/{id:int}", item_page),
+        Route("/stories/{id:int}", story_page),
+        Route("/sources", sources_page),
+        Route("/rules", rules_page),
+        Route("/digests", digests_page),
+        Route("/digests/{id:int}", digest_as_sent),
         Route("/api/items", api_items),
         Route("/api/stories", api_stories),
         Route("/api/items/{id:int}/judgements", post_judgement, methods=["POST"]),
@@ -274,7 +359,8 @@ class _Guard(BaseHTTPMiddleware):
                                           headers={"WWW-Authenticate": 'Basic realm="talentwatch"'})
         else:
             response = await call_next(request)
-        response.headers.update(SECURITY_HEADERS)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)  # a digest as sent has a policy of its own
         return response
 
     def _authorized(self, request: Request) -> bool:
