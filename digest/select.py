@@ -96,7 +96,7 @@ def select_digest(session: Session, period: Period, now: datetime, topic_order: 
     history = period.before(HISTORY)
     return DigestData(
         period=period, history=history, sections=_sections(stories, topics),
-        counts=_counts(session, [*history, period], topics),
+        counts=story_counts(session, [*history, period], topics),
         entities=_top_entities(items, entities), failing=failing_feeds(session, period, feed_urls),
         items=len(items), outlets=len({i.source_id for i in items}), generated=now)
 
@@ -187,7 +187,7 @@ def _sections(stories: Sequence[Story], topics: dict[str, str]) -> list[Section]
     return sections
 
 
-def _counts(session: Session, periods: Sequence[Period], topics: dict[str, str]) -> list[TopicCounts]:
+def story_counts(session: Session, periods: Sequence[Period], topics: dict[str, str]) -> list[TopicCounts]:
     """Stories per topic (each story under its first topic, as in the sections) in each period."""
     rank = {t: n for n, t in enumerate(topics)}
     when = func.coalesce(m.Item.published, m.Item.fetched)

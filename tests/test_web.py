@@ -21,6 +21,7 @@ from conftest import FeedServer, Home, need, need_corpus
 from store.db import open_database
 from talentwatch.config import DEFAULTS_DIR
 from web.app import create_app
+from web.trends import unusual
 
 HOSTILE = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>h</title>
 <item><title>&amp;lt;script&amp;gt;alert(1)&amp;lt;/script&amp;gt; DeepSeek engineers poached</title>
@@ -119,7 +120,7 @@ def test_filters_and_the_query_language(web: Server, crawled: Home) -> None:
 def test_pages_carry_the_security_headers_and_the_hostile_item_is_inert(web: Server) -> None:
     (hostile,) = httpx.get(f"{web.url}/api/items", params={"source": "hostile"}).json()["items"]
     for path in ("/", "/items", f"/items/{hostile['id']}", "/api/items", "/items/999999", "/sources", "/rules",
-                 "/digests"):
+                 "/digests", "/trends"):
         response = httpx.get(web.url + path)
         assert response.headers["content-security-policy"].startswith("default-src 'none'; script-src 'self'")
         assert "unsafe-inline" not in response.headers["content-security-policy"]
@@ -191,6 +192,24 @@ def test_story_sources_rules_and_digest_pages(web: Server, crawled: Home) -> Non
     assert sent.headers["x-frame-options"] == "DENY"
 
 
+def test_unusual_weeks_are_well_above_the_weeks_before() -> None:
+    assert unusual([2, 3, 2, 3, 2, 9, 3]) == [False] * 5 + [True, False]
+    assert unusual([0, 0, 0, 0, 2]) == [False] * 5  # fewer than 3 more than usual
+    assert unusual([5, 5, 5]) == [False] * 3  # too little history to judge
+
+
+def test_trends_draw_a_bar_per_week_for_topics_and_entities(web: Server, crawled: Home) -> None:
+    page = httpx.get(f"{web.url}/trends", params={"week": "2026-W08", "weeks": "8"}).text
+    charts = page.split('<figure class="chart">')[1:]
+    assert len(charts) >= 3 + 1  # the three topics, and entities
+    for chart in charts:
+        assert chart.count("<rect ") == 8
+    poaching = next(c for c in charts if "/items?tag=poaching" in c)
+    (labels,) = [c.split('aria-label="')[1].split('"')[0] for c in [poaching]]
+    counts = [int(x) for x in labels.split(": ")[1].split(", ")]
+    assert counts[-1] >= 1  # the hostile item of 2026-02-17 is a poaching story of the last week
+
+
 def test_with_a_password_every_route_but_healthz_needs_it(crawled: Home) -> None:
     server = Server(create_app(open_database(crawled.database_url), DEFAULTS_DIR / "topics.toml", "s3cret"))
     try:
@@ -236,7 +255,7 @@ def test_in_a_browser_keyboard_and_verdicts_without_console_errors(web: Server, 
             tagged = next(i for i in crawled.run("items", "--format", "json", "--tagged").json_lines()
                           if i["source"] != "hostile")
             for name, path in (("story", f"/stories/{story}"), ("items", "/items?since=2026-02-17&until=2026-02-17"),
-                               ("item", f"/items/{tagged['id']}")):
+                               ("item", f"/items/{tagged['id']}"), ("trends", "/trends?week=2026-W08&weeks=16")):
                 desktop = browser.new_page(viewport={"width": 1100, "height": 900})
                 desktop.goto(web.url + path)
                 desktop.screenshot(path=str(DOCS / f"web-{name}.png"))

@@ -43,6 +43,7 @@ from store import models as m
 from store.judgements import UnknownTopic, export, judge, verdicts
 from store.queries import ItemFilter, feed_status, items_query
 from talentwatch.cli import item_record, status_record
+from web.trends import MIN_HISTORY, entity_series, topic_series, weeks_until
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
@@ -302,6 +303,19 @@ def create_app(engine: Engine, topics_path: Path, password: str | None = None) -
         html = body.get_content() if body is not None else "<p>(no HTML part)</p>"
         return HTMLResponse(html, headers={"Content-Security-Policy": DIGEST_POLICY})
 
+    def trends_page(request: Request) -> Response:
+        try:
+            n = min(52, max(MIN_HISTORY + 1, int(request.query_params.get("weeks", "12"))))
+        except ValueError:
+            n = 12
+        weeks = weeks_until(_period(request), n)
+        with Session(wb.engine) as session:
+            topics = dict(session.execute(select(m.Topic.id, m.Topic.name)).all())
+            order = {t.id: k for k, t in enumerate(wb.rules.topics)}
+            topics = {t: topics[t] for t in sorted(topics, key=lambda t: (order.get(t, len(order)), t))}
+            return wb.render(request, "trends.html", labels=[w.label for w in weeks],
+                             topics=topic_series(session, weeks, topics), entities=entity_series(session, weeks))
+
     def favicon(request: Request) -> Response:
         return Response(status_code=204)  # none: browsers ask anyway
 
@@ -313,6 +327,7 @@ def create_app(engine: Engine, topics_path: Path, password: str | None = None) -
         Route("/items/{id:int}", item_page),
         Route("/stories/{id:int}", story_page),
         Route("/sources", sources_page),
+        Route("/trends", trends_page),
         Route("/rules", rules_page),
         Route("/digests", digests_page),
         Route("/digests/{id:int}", digest_as_sent),
