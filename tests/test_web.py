@@ -210,6 +210,23 @@ def test_trends_draw_a_bar_per_week_for_topics_and_entities(web: Server, crawled
     assert counts[-1] >= 1  # the hostile item of 2026-02-17 is a poaching story of the last week
 
 
+def test_atom_feeds_per_topic_and_per_query_read_by_feedparser(web: Server) -> None:
+    import feedparser
+
+    body = httpx.get(f"{web.url}/feeds/topic/poaching.atom")
+    assert body.headers["content-type"].startswith("application/atom+xml")
+    parsed = feedparser.parse(body.content)
+    api = httpx.get(f"{web.url}/api/items", params={"tag": "poaching"}).json()["items"]
+    assert not parsed.bozo and [e.title for e in parsed.entries] == [i["title"] or "(no title)" for i in api]
+    hostile = next(e for e in parsed.entries if e.title.startswith("<script>"))
+    assert hostile.link.startswith(web.url + "/items/")  # its javascript: link is not passed on
+    search = feedparser.parse(httpx.get(f"{web.url}/feeds/search.atom", params={"q": "talent NEAR/3 war"}).content)
+    assert not search.bozo and search.entries and all("talent" in (e.title + e.summary).lower()
+                                                      for e in search.entries)
+    assert httpx.get(f"{web.url}/feeds/search.atom", params={"q": "talent NEAR/ war"}).status_code == 400
+    assert httpx.get(f"{web.url}/feeds/topic/nope.atom").status_code == 404
+
+
 def test_with_a_password_every_route_but_healthz_needs_it(crawled: Home) -> None:
     server = Server(create_app(open_database(crawled.database_url), DEFAULTS_DIR / "topics.toml", "s3cret"))
     try:

@@ -43,6 +43,7 @@ from store import models as m
 from store.judgements import UnknownTopic, export, judge, verdicts
 from store.queries import ItemFilter, feed_status, items_query
 from talentwatch.cli import item_record, status_record
+from web.atom import atom
 from web.trends import MIN_HISTORY, entity_series, topic_series, weeks_until
 
 HERE = Path(__file__).parent
@@ -316,12 +317,34 @@ def create_app(engine: Engine, topics_path: Path, password: str | None = None) -
             return wb.render(request, "trends.html", labels=[w.label for w in weeks],
                              topics=topic_series(session, weeks, topics), entities=entity_series(session, weeks))
 
+    def topic_feed(request: Request) -> Response:
+        topic = request.path_params["topic"]
+        if topic not in {t.id for t in wb.rules.topics}:
+            return Response("no such topic", status_code=404, media_type="text/plain")
+        return feed_of(request, f"talentwatch: {topic}", Filters(tag=topic))
+
+    def search_feed(request: Request) -> Response:
+        f = Filters(q=request.query_params.get("q", "").strip())
+        if not f.q:
+            return Response("q: a query is needed", status_code=400, media_type="text/plain")
+        return feed_of(request, f"talentwatch: {f.q}", f)
+
+    def feed_of(request: Request, title: str, f: Filters) -> Response:
+        with Session(wb.engine) as session:
+            _, items = wb.items(session, f)
+            if f.error:
+                return Response(f.error, status_code=400, media_type="text/plain")
+            base = f"{request.url.scheme}://{request.url.netloc}"
+            return Response(atom(title, str(request.url), base, items), media_type="application/atom+xml")
+
     def favicon(request: Request) -> Response:
         return Response(status_code=204)  # none: browsers ask anyway
 
     routes = [
         Route("/healthz", healthz),
         Route("/favicon.ico", favicon),
+        Route("/feeds/topic/{topic}.atom", topic_feed),
+        Route("/feeds/search.atom", search_feed),
         Route("/", stories_page),
         Route("/items", items_page),
         Route("/items/{id:int}", item_page),
