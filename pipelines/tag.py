@@ -12,10 +12,14 @@ if TYPE_CHECKING:  # Scrapy is not imported at run time: parse workers call tag_
     from scrapy.crawler import Crawler
 
 
+def body(summary: str | None, text: str | None) -> str:
+    """What queries read besides the title: the summary and the extracted text."""
+    return "\n".join(p for p in (summary, text) if p)
+
+
 def tag_article(tagger: Tagger, article: Article) -> None:
     """Set an article's topics (with evidence) and entities from its title, summary and text."""
-    body = "\n".join(p for p in (article.summary, article.text) if p)
-    result = tagger.tag(article.title, body)
+    result = tagger.tag(article.title, body(article.summary, article.text))
     article.tags, article.entities = result.topics, result.entities
 
 

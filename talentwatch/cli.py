@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import os
 import sys
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     recrawl.set_defaults(func=cmd_recrawl)
 
     items = sub.add_parser("items", help="list stored items")
+    items.add_argument("--query", metavar="Q", help="only items matching Q, in the topics' query language")
     items.add_argument("--tag", metavar="T", help="only items tagged with this topic id")
     items.add_argument("--entity", metavar="E", help="only items mentioning this entity id")
     items.add_argument("--source", action="append", default=[], metavar="S", help="only this source (repeatable)")
@@ -419,12 +421,27 @@ def cmd_items(config: Config, args: argparse.Namespace) -> int:
     from store.db import open_database
     from store.queries import ItemFilter, items_query
 
+    search = None
+    if args.query:
+        from pipelines.tag import body
+        from pipelines.tagging import QueryError, RuleError
+        from pipelines.tagging.rules import load_rules
+
+        try:
+            search = load_rules(config.topics_path).search(args.query)
+        except (QueryError, RuleError) as e:
+            position = f" at position {e.position}" if isinstance(e, RuleError) else ""
+            raise UsageError(f"--query: {getattr(e, 'message', e)}{position}") from None
     engine = open_database(config.database_url)
     query = items_query(ItemFilter(args.tag, args.entity, args.source, args.since, args.until, args.tagged))
-    if args.limit:
+    if args.limit and search is None:
         query = query.limit(args.limit)
     with Session(engine) as session:
-        records = (item_record(i, args.with_text) for i in session.scalars(query))
+        found = session.scalars(query)
+        if search is not None:  # evaluated in Python over the items the other filters select
+            found = (i for i in found if search.tag(i.title or "", body(i.summary, i.text)).topics)
+            found = itertools.islice(found, args.limit) if args.limit else found
+        records = (item_record(i, args.with_text) for i in found)
         if args.format == "json":
             for r in records:
                 sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")

@@ -111,6 +111,13 @@ def test_filters_and_the_query_language(web: Server, crawled: Home) -> None:
     assert found["total"] > 0 and all("chin" in (i["title"] + i["summary"]).lower() for i in found["items"])
     since = httpx.get(f"{web.url}/api/items", params={"since": "2026-02-17", "until": "2026-02-17"}).json()
     assert since["total"] > 0 and all(i["published"].startswith("2026-02-17") for i in since["items"])
+    query = "(china OR chinese) NEAR/5 (ai OR tech*)"
+    cli = crawled.run("items", "--format", "json", "--query", query).json_lines()
+    api = httpx.get(f"{web.url}/api/items", params={"q": query}).json()
+    assert [i["id"] for i in cli][:50] == [i["id"] for i in api["items"]] and len(cli) == api["total"]
+    assert len(crawled.run("items", "--format", "json", "--query", query, "--limit", "3").json_lines()) == 3
+    wrong = crawled.run("items", "--query", "china NEAR/ chip")
+    assert wrong.code == 2 and "--query" in wrong.err and "position" in wrong.err
     bad = httpx.get(f"{web.url}/api/items", params={"q": "china NEAR/ chip"})
     assert bad.status_code == 400 and "position" in bad.json()["error"]
     page = httpx.get(f"{web.url}/items", params={"q": "china NEAR/ chip"})

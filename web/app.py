@@ -36,7 +36,8 @@ from starlette.staticfiles import StaticFiles
 
 from digest.period import Period, parse_week, week
 from digest.select import DigestData, safe_url, select_digest
-from pipelines.tagging import QueryError, RuleError, Tagger, Topic
+from pipelines.tag import body
+from pipelines.tagging import QueryError, RuleError
 from pipelines.tagging.evaluate import LabelledItem, TopicScore, evaluate
 from pipelines.tagging.rules import load_rules
 from store import models as m
@@ -114,15 +115,11 @@ class Workbench:
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
         self.env.globals.update(safe_url=safe_url, day=_fmt_day)
 
-    def search(self, q: str) -> Tagger:
-        """A tagger whose only topic is the query ``q`` (QueryError names the position of a mistake)."""
-        return Tagger([Topic("q", "q", q)], self.rules.entities, self.rules.lists)
-
     def items(self, session: Session, f: Filters) -> tuple[int, list[m.Item]]:
         """The filtered items of one page, newest first, and how many there are (none, and ``f.error`` set to the
         parser's message, for a bad ``q``)."""
         try:
-            tagger = self.search(f.q) if f.q else None
+            tagger = self.rules.search(f.q) if f.q else None
         except (QueryError, RuleError) as e:
             f.error = _query_error(e)
             return 0, []
@@ -132,7 +129,7 @@ class Workbench:
             page = list(session.scalars(query.offset((f.page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
             return total, page
         found = [i for i in session.scalars(query)  # q evaluated in Python over the filtered items
-                 if (tagger is None or tagger.tag(i.title or "", i.summary or "").topics)
+                 if (tagger is None or tagger.tag(i.title or "", body(i.summary, i.text)).topics)
                  and (not f.lang or _language(i) == f.lang)]
         return len(found), found[(f.page - 1) * PAGE_SIZE:f.page * PAGE_SIZE]
 
@@ -147,12 +144,12 @@ class Workbench:
     def try_query(self, session: Session, topic: str, q: str, judged: list[LabelledItem]) -> Trial:
         """A query tried in place of a topic's: which of the latest stored items it adds and drops against the
         topic's tags, and its figures on the analyst's verdicts."""
-        trial = Tagger([Topic(topic, topic, q)], self.rules.entities, self.rules.lists)
+        trial = self.rules.search(q, topic)
         latest = session.scalars(select(m.Item).order_by(m.Item.id.desc()).limit(TRY_ITEMS))
         added, dropped, both = [], [], 0
         for item in latest:
             now = any(t.topic_id == topic for t in item.tags)
-            then = bool(trial.tag(item.title or "", "\n".join(p for p in (item.summary, item.text) if p)).topics)
+            then = bool(trial.tag(item.title or "", body(item.summary, item.text)).topics)
             both += now and then
             if then and not now:
                 added.append(item)
@@ -242,8 +239,8 @@ def create_app(engine: Engine, topics_path: Path, password: str | None = None) -
         if not (wb.password or _csrf_ok(request)):  # with a password, basic auth already proved the caller
             return JSONResponse({"error": "missing or wrong CSRF token"}, status_code=403)
         try:
-            body = json.loads(await request.body())
-            topic, relevant = body["topic"], body["relevant"]
+            payload = json.loads(await request.body())
+            topic, relevant = payload["topic"], payload["relevant"]
             if not isinstance(topic, str) or not isinstance(relevant, bool):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
@@ -300,8 +297,8 @@ def create_app(engine: Engine, topics_path: Path, password: str | None = None) -
             if digest is None:
                 return wb.render(request, "missing.html", status=404, what="digest")
             message = email.message_from_bytes(digest.message, policy=email.policy.default)
-        body = message.get_body(("html",))
-        html = body.get_content() if body is not None else "<p>(no HTML part)</p>"
+        part = message.get_body(("html",))
+        html = part.get_content() if part is not None else "<p>(no HTML part)</p>"
         return HTMLResponse(html, headers={"Content-Security-Policy": DIGEST_POLICY})
 
     def trends_page(request: Request) -> Response:

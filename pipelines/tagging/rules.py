@@ -32,6 +32,11 @@ class Rules(NamedTuple):
         """Entity kind -> the ids of its entities (what ``@kind:K`` in a query stands for)."""
         return entity_kinds(self.entities)
 
+    def search(self, query: str, topic: str = "q") -> Tagger:
+        """A Tagger whose only topic is ``query`` (with these entities and term lists): how `items --query`, the
+        web view's ``q`` and a query tried at /rules select items. RuleError names the position of a mistake."""
+        return Tagger([Topic(topic, topic, query)], self.entities, self.lists)
+
     def tagger(self, learned: bool = True) -> Tagger:
         """The Tagger (without ``learned``: the rules alone); ConfigError for a bad query (naming the topic and the
         position) or a model file that cannot be used."""
