@@ -23,6 +23,12 @@ def _engine():
     return make_engine(config.get_main_option("sqlalchemy.url") or load_config().database_url)
 
 
+def _ours(obj, name, type_, reflected, compare_to) -> bool:  # noqa: ANN001
+    """The search index (revision 0006: an FTS5 table and its shadow tables, a trigram index) is not in the
+    models: it is kept by the database, never by SQLAlchemy."""
+    return not (name or "").startswith(("item_search", "ix_items_search"))
+
+
 def run_migrations_online() -> None:
     engine = _engine()
     with engine.begin() as connection:
@@ -31,6 +37,7 @@ def run_migrations_online() -> None:
             target_metadata=Base.metadata,
             compare_type=True,
             render_as_batch=connection.dialect.name == "sqlite",
+            include_object=_ours,
         )
         context.run_migrations()
 

@@ -420,10 +420,10 @@ def item_record(item: Any, with_text: bool = False) -> dict[str, Any]:
 def cmd_items(config: Config, args: argparse.Namespace) -> int:
     from store.db import open_database
     from store.queries import ItemFilter, items_query
+    from store.search import matching
 
     search = None
     if args.query:
-        from pipelines.tag import body
         from pipelines.tagging import QueryError, RuleError
         from pipelines.tagging.rules import load_rules
 
@@ -437,10 +437,9 @@ def cmd_items(config: Config, args: argparse.Namespace) -> int:
     if args.limit and search is None:
         query = query.limit(args.limit)
     with Session(engine) as session:
-        found = session.scalars(query)
-        if search is not None:  # evaluated in Python over the items the other filters select
-            found = (i for i in found if search.tag(i.title or "", body(i.summary, i.text)).topics)
-            found = itertools.islice(found, args.limit) if args.limit else found
+        found = session.scalars(query) if search is None else matching(session, query, search)
+        if search is not None and args.limit:
+            found = itertools.islice(found, args.limit)
         records = (item_record(i, args.with_text) for i in found)
         if args.format == "json":
             for r in records:

@@ -64,13 +64,13 @@ def published(item: dict) -> datetime:
     return day + timedelta(hours=12, minutes=int(hashlib.sha1(item["url"].encode()).hexdigest(), 16) % 240)
 
 
-def store_stories(items: Sequence[dict], db: Path, background: Sequence[dict] = ()) -> dict[str, int]:
+def store_stories(items: Sequence[dict], db: Path | str, background: Sequence[dict] = ()) -> dict[str, int]:
     """Store ``items`` through the real store, a day at a time; their story ids by URL. ``background`` items are
     stored first, as one day ten years before the set (they count for document frequencies only)."""
     items = [*({**i, "date": "2005-01-01", "outlet": "background"} for i in background), *items]
     rules = load_rules(TOPICS)
     tagger = rules.tagger(learned=False)
-    engine = open_database(f"sqlite:///{db}")
+    engine = open_database(db if isinstance(db, str) else f"sqlite:///{db}")  # a path, or a database URL
     outlets = {i["outlet"]: f"s{n}" for n, i in enumerate(sorted(items, key=lambda i: i["outlet"]))}
     with Session(engine) as session, session.begin():
         session.add_all(m.Source(id=sid, name=name) for name, sid in outlets.items())

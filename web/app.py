@@ -11,12 +11,16 @@ TALENTWATCH_WEB_PASSWORD set, every route but /healthz needs the password (HTTP 
 from __future__ import annotations
 
 import base64
+import contextlib
 import email
 import email.policy
 import hmac
 import json
+import logging
 import math
 import secrets
+import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,12 +47,15 @@ from pipelines.tagging.rules import load_rules
 from store import models as m
 from store.judgements import UnknownTopic, export, judge, verdicts
 from store.queries import ItemFilter, feed_status, items_query
+from store.search import catch_up, matching
 from talentwatch.cli import item_record, status_record
 from web.atom import atom
 from web.trends import MIN_HISTORY, entity_series, topic_series, weeks_until
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
+INDEX_EVERY = 60.0  # seconds between two catch-ups of the search index
+logger = logging.getLogger(__name__)
 TRY_ITEMS = 2000  # latest stored items a query is tried on at /rules
 DIGEST_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
 CSRF_COOKIE = "tw_csrf"
@@ -128,9 +135,8 @@ class Workbench:
             total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
             page = list(session.scalars(query.offset((f.page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
             return total, page
-        found = [i for i in session.scalars(query)  # q evaluated in Python over the filtered items
-                 if (tagger is None or tagger.tag(i.title or "", body(i.summary, i.text)).topics)
-                 and (not f.lang or _language(i) == f.lang)]
+        rows = session.scalars(query) if tagger is None else matching(session, query, tagger)
+        found = [i for i in rows if not f.lang or _language(i) == f.lang]
         return len(found), found[(f.page - 1) * PAGE_SIZE:f.page * PAGE_SIZE]
 
     def stories(self, period: Period) -> DigestData:
@@ -191,6 +197,7 @@ def _fmt_day(dt: datetime | None) -> str:
 
 def create_app(engine: Engine, topics_path: Path, password: str | None = None) -> Starlette:
     wb = Workbench(engine, topics_path, password)
+    catch_up(engine)  # the search index: what was stored since it last ran (store/search.py)
 
     def healthz(request: Request) -> Response:
         with Session(wb.engine) as session:
@@ -356,7 +363,28 @@ def create_app(engine: Engine, topics_path: Path, password: str | None = None) -
         Route("/api/items/{id:int}/judgements", post_judgement, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(_Guard, password=password)])
+    return Starlette(routes=routes, middleware=[Middleware(_Guard, password=password)], lifespan=_indexing(engine))
+
+
+def _indexing(engine: Engine) -> Any:
+    """While the app runs, a thread indexes newly stored items every INDEX_EVERY seconds."""
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(INDEX_EVERY):
+                try:
+                    catch_up(engine)
+                except Exception:  # a locked database: next time
+                    logger.warning("search index: catching up failed", exc_info=True)
+
+        thread = threading.Thread(target=run, name="talentwatch-index", daemon=True)
+        thread.start()
+        yield
+        stop.set()
+        thread.join(5)
+    return lifespan
 
 
 def _period(request: Request) -> Period:

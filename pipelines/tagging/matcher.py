@@ -26,7 +26,7 @@ from .document import Doc, Span
 from .entities import AliasIndex
 from .evidence import evidence
 from .learned import Model
-from .prefilter import Prefilter, key
+from .prefilter import Prefilter, Requirement, key
 from .query import And, EntityRef, Near, Node, Not, Or, QueryError, Term, Title, parse
 from .scan import Scanner
 
@@ -172,6 +172,11 @@ class Tagger:
                 result.topics = {t: result.topics.get(t) or added[t] for t in self.topic_ids
                                  if t in result.topics or t in added}
         return result
+
+    def requirement(self, topic_id: str) -> Requirement | None:
+        """What a document must contain for the topic's query to match (its prefilter's condition: keys of
+        casefolded tokens, see :mod:`.prefilter`); None: nothing is required. A search index narrows on it."""
+        return next(c.prefilter.requirement for c in self._topics if c.topic.id == topic_id)
 
     def candidates(self, title: str, body: str) -> list[str]:
         """The topics whose prefilter lets the document through to the full evaluation."""
