@@ -248,6 +248,22 @@ def test_with_a_password_every_route_but_healthz_needs_it(crawled: Home) -> None
         posted = httpx.post(f"{server.url}/api/items/{item['id']}/judgements", headers={"Authorization": right},
                             json={"topic": "poaching", "relevant": True})  # an API client: basic auth, no CSRF
         assert posted.status_code == 200
+        with httpx.Client(base_url=server.url, headers={"Accept": "text/html"}) as browser:
+            sent = browser.get("/items?tag=poaching")
+            assert sent.status_code == 303 and sent.headers["location"] == "/login?next=%2Fitems%3Ftag%3Dpoaching"
+            form = browser.get(sent.headers["location"])
+            token = form.text.split('name="csrf" value="')[1].split('"')[0]
+            wrong_form = browser.post("/login?next=/items", data={"password": "nope", "csrf": token})
+            assert wrong_form.status_code == 401 and "Wrong password" in wrong_form.text
+            assert browser.post("/login?next=/items", data={"password": "s3cret"}).status_code == 401  # no token
+            logged = browser.post("/login?next=/items%3Ftag%3Dpoaching", data={"password": "s3cret", "csrf": token})
+            assert logged.status_code == 303 and logged.headers["location"] == "/items?tag=poaching"
+            assert browser.get("/items?tag=poaching").status_code == 200  # the session cookie
+            evil = browser.post("/login?next=//evil.example/x", data={"password": "s3cret", "csrf": token})
+            assert evil.headers["location"] == "/"  # no open redirect
+            browser.cookies.clear()
+            browser.cookies.set("tw_session", "9999999999." + "0" * 64)  # a forged session
+            assert browser.get("/items").status_code == 303
     finally:
         server.stop()
 

@@ -14,17 +14,21 @@ import base64
 import contextlib
 import email
 import email.policy
+import hashlib
 import hmac
 import json
 import logging
 import math
 import secrets
 import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine, func, select
@@ -34,7 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -59,6 +63,8 @@ logger = logging.getLogger(__name__)
 TRY_ITEMS = 2000  # latest stored items a query is tried on at /rules
 DIGEST_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
 CSRF_COOKIE = "tw_csrf"
+SESSION_COOKIE = "tw_session"
+SESSION_DAYS = 14
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
                                "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
@@ -243,7 +249,7 @@ def create_app(engine: Engine, topics_path: Path, password: str | None = None) -
                              topics=wb.rules.topics)
 
     async def post_judgement(request: Request) -> Response:
-        if not (wb.password or _csrf_ok(request)):  # with a password, basic auth already proved the caller
+        if "authorization" not in request.headers and not _csrf_ok(request):  # an API client: basic auth, checked
             return JSONResponse({"error": "missing or wrong CSRF token"}, status_code=403)
         try:
             payload = json.loads(await request.body())
@@ -409,24 +415,35 @@ def _csrf_ok(request: Request) -> bool:
 
 
 class _Guard(BaseHTTPMiddleware):
-    """The password (HTTP basic auth, any user name) on every route but /healthz, and the security headers on
-    every response."""
+    """The password on every route but /healthz, /login and /static: a session cookie the login form sets (signed,
+    SESSION_DAYS long), or HTTP basic auth (any user name) for API clients; and the security headers on every
+    response. A browser without either is sent to the login form, an API client gets 401."""
 
     def __init__(self, app: Any, password: str | None) -> None:
         super().__init__(app)
         self.password = password
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        if self.password and request.url.path != "/healthz" and not self._authorized(request):
-            response: Response = Response("password required", status_code=401,
-                                          headers={"WWW-Authenticate": 'Basic realm="talentwatch"'})
-        else:
+        path = request.url.path
+        if not self.password or path in ("/healthz", "/favicon.ico") or path.startswith("/static/"):
             response = await call_next(request)
+        elif path == "/login":
+            response = await self._login(request)
+        elif self._authorized(request):
+            response = await call_next(request)
+        elif "text/html" in request.headers.get("accept", "") and request.method == "GET":
+            response = RedirectResponse("/login?" + urlencode({"next": request.url.path + (
+                "?" + request.url.query if request.url.query else "")}), status_code=303)
+        else:
+            response = Response("password required", status_code=401,
+                                headers={"WWW-Authenticate": 'Basic realm="talentwatch"'})
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)  # a digest as sent has a policy of its own
         return response
 
     def _authorized(self, request: Request) -> bool:
+        if self._valid_session(request.cookies.get(SESSION_COOKIE, "")):
+            return True
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "basic":
             return False
@@ -435,3 +452,45 @@ class _Guard(BaseHTTPMiddleware):
         except (ValueError, UnicodeDecodeError):
             return False
         return hmac.compare_digest(given.encode(), (self.password or "").encode())
+
+    def _sign(self, expiry: str) -> str:
+        key = hashlib.sha256(b"talentwatch session\0" + (self.password or "").encode()).digest()
+        return hmac.new(key, expiry.encode(), hashlib.sha256).hexdigest()
+
+    def _valid_session(self, cookie: str) -> bool:
+        expiry, _, signature = cookie.partition(".")
+        return (expiry.isdigit() and int(expiry) > time.time()
+                and hmac.compare_digest(signature, self._sign(expiry)))
+
+    async def _login(self, request: Request) -> Response:
+        """GET: the form; POST: check the password (and the form's CSRF token), set the session, go on to
+        ``next`` (a path of this site only: no open redirect)."""
+        target = request.query_params.get("next", "/")
+        if not target.startswith("/") or target.startswith("//") or "\\" in target:
+            target = "/"
+        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+        failed = False
+        if request.method == "POST":
+            form = parse_qs((await request.body()).decode("utf-8", "replace"))
+            given, sent_token = form.get("password", [""])[0], form.get("csrf", [""])[0]
+            if request.cookies.get(CSRF_COOKIE) and hmac.compare_digest(sent_token, request.cookies[CSRF_COOKIE]) \
+                    and hmac.compare_digest(given.encode(), (self.password or "").encode()):
+                expiry = str(int(time.time()) + SESSION_DAYS * 86400)
+                response = RedirectResponse(target, status_code=303)
+                response.set_cookie(SESSION_COOKIE, f"{expiry}.{self._sign(expiry)}", max_age=SESSION_DAYS * 86400,
+                                    httponly=True, samesite="strict")
+                return response
+            failed = True
+        html = LOGIN_PAGE.format(target=html_escape(target, quote=True), csrf=html_escape(token, quote=True),
+                                 error='<p class="error" role="alert">Wrong password.</p>' if failed else "")
+        response = HTMLResponse(html, status_code=401 if failed else 200)
+        response.set_cookie(CSRF_COOKIE, token, samesite="strict")
+        return response
+
+
+LOGIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>talentwatch: log in</title>
+<link rel="stylesheet" href="/static/app.css"></head><body><main><h1>talentwatch</h1>{error}
+<form method="post" action="/login?next={target}"><input type="hidden" name="csrf" value="{csrf}">
+<label>Password <input type="password" name="password" autofocus autocomplete="current-password"></label>
+<button>Log in</button></form></main></body></html>"""
