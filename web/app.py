@@ -106,8 +106,6 @@ class Filters:
         """This list's URL with some parameters changed (page back to 1 unless given)."""
         values = {k: getattr(self, k) for k in ("q", "tag", "entity", "source", "since", "until", "lang")}
         values.update(changes)
-        from urllib.parse import urlencode
-
         return "?" + urlencode({k: v for k, v in values.items() if v not in ("", None, 1)})
 
 
