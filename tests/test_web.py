@@ -136,6 +136,7 @@ def test_pages_carry_the_security_headers_and_the_hostile_item_is_inert(web: Ser
     html = (httpx.get(f"{web.url}/items/{hostile['id']}").text
             + httpx.get(f"{web.url}/items", params={"source": "hostile"}).text)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;img src=x onerror=alert(3)&gt;" in html
+    assert "<mark>&lt;script&gt;alert(1)&lt;/script&gt; DeepSeek engineers poached</mark>" in html  # evidence
     assert "<script" not in html.replace('<script src="/static/app.js" defer></script>', "")
     assert "<img" not in html and "javascript:" not in html.replace("href=&#34;javascript:alert(4)&#34;", "")
 
@@ -197,6 +198,14 @@ def test_story_sources_rules_and_digest_pages(web: Server, crawled: Home) -> Non
     assert sent.status_code == 200 and "<html" in sent.text.lower()
     assert "script-src" not in sent.headers["content-security-policy"]  # no script at all: default-src 'none'
     assert sent.headers["x-frame-options"] == "DENY"
+
+
+def test_evidence_is_marked_in_the_text_and_stays_text() -> None:
+    from web.app import highlight
+
+    pieces = highlight("Intro. Meta poached <b>two</b> researchers. Outro", ["Meta poached <b>two</b> researchers."])
+    assert pieces == [("Intro. ", False), ("Meta poached <b>two</b> researchers", True), (". Outro", False)]
+    assert highlight("nothing here", ["absent"]) == [("nothing here", False)]
 
 
 def test_unusual_weeks_are_well_above_the_weeks_before() -> None:

@@ -124,7 +124,7 @@ class Workbench:
         self.engine, self.password = engine, password
         self.rules = load_rules(topics_path)
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
-        self.env.globals.update(safe_url=safe_url, day=_fmt_day)
+        self.env.globals.update(safe_url=safe_url, day=_fmt_day, highlight=highlight)
 
     def items(self, session: Session, f: Filters) -> tuple[int, list[m.Item]]:
         """The filtered items of one page, newest first, and how many there are (none, and ``f.error`` set to the
@@ -193,6 +193,25 @@ def _judged_items(session: Session) -> list[LabelledItem]:
 def _language(item: m.Item) -> str:
     text = (item.title or "") + (item.summary or "")[:200]
     return "zh" if sum("\u4e00" <= c <= "\u9fff" for c in text) * 4 > len(text) else "en"
+
+
+def highlight(text: str, snippets: list[str]) -> list[tuple[str, bool]]:
+    """``text`` cut into (part, is evidence) pieces: where a topic's evidence snippet occurs in it, marked. The
+    template escapes every piece (nothing of the text becomes markup)."""
+    marks = [False] * len(text)
+    for snippet in snippets:
+        needle = snippet.strip(" .…")
+        start = text.find(needle) if needle else -1
+        while start >= 0:
+            marks[start:start + len(needle)] = [True] * len(needle)
+            start = text.find(needle, start + len(needle))
+    pieces: list[tuple[str, bool]] = []
+    for ch, marked in zip(text, marks, strict=True):
+        if pieces and pieces[-1][1] == marked:
+            pieces[-1] = (pieces[-1][0] + ch, marked)
+        else:
+            pieces.append((ch, marked))
+    return pieces
 
 
 def _fmt_day(dt: datetime | None) -> str:
