@@ -34,6 +34,8 @@ setup(
         "zhconv>=1.4",  # pipelines/cluster.py: traditional Chinese as simplified
         "starlette>=0.40",  # web/: the workbench (talentwatch serve)
         "uvicorn>=0.30",
+        "tomlkit>=0.12",  # crawler/sources.py: `sources import/add --write` append to sources.toml, comments kept
+        "defusedxml>=0.7",  # talentwatch/opml.py: OPML files are read with XXE and entity expansion refused
     ],
     extras_require={
         "train": ["scikit-learn>=1.3"],  # python -m pipelines.tagging.train: retrain the learned route

@@ -103,9 +103,8 @@ class LinkSafetyMiddleware:
         if not addresses:
             return f"{host} does not resolve"
         allowed = await self._allowed(request, host)
-        for address in addresses:
-            if not is_public(address) and not any(_within(address, net) for net in allowed):
-                return f"{host} resolves to the non-public address {address}"
+        if reason := address_refusal(host, addresses, allowed):
+            return reason
         if LINK_FROM in request.meta:
             self.granted.setdefault(host, set()).update(allowed)
         return None
@@ -128,8 +127,23 @@ class LinkSafetyMiddleware:
                 addresses = await self.resolver(host, parts.port or 80)
             except (OSError, UnicodeError, ValueError):
                 addresses = []
-            self.feed_ranges[host] = {range_of(a) for a in addresses if not is_public(a)}
+            self.feed_ranges[host] = non_public_ranges(addresses)
         return self.feed_ranges[host]
+
+
+def non_public_ranges(addresses: Iterable[str]) -> set[Network]:
+    """The non-public ranges of a feed's (or a URL's) addresses: what links from it may reach besides the public."""
+    return {range_of(a) for a in addresses if not is_public(a)}
+
+
+def address_refusal(host: str, addresses: Iterable[str], allowed: Iterable[Network]) -> str | None:
+    """Why ``host`` may not be reached at these addresses (one that is neither public nor in an allowed range),
+    or None. Shared by this middleware and `sources add` (crawler/discover.py)."""
+    allowed = list(allowed)
+    for address in addresses:
+        if not is_public(address) and not any(_within(address, net) for net in allowed):
+            return f"{host} resolves to the non-public address {address}"
+    return None
 
 
 def _within(address: str, network: Network) -> bool:

@@ -120,6 +120,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, metavar="P", help="port (default: [web] port, 8750)")
     serve.set_defaults(func=cmd_serve)
 
+    sources = sub.add_parser("sources", help="the configured sources; OPML in and out; a feed found from a page")
+    sources_sub = sources.add_subparsers(dest="sources_command", required=True, metavar="SUBCOMMAND")
+    listing = sources_sub.add_parser("list", help="the configured sources and their feeds")
+    listing.add_argument("--format", choices=("table", "json"), default="table")
+    listing.set_defaults(func=cmd_sources_list)
+    opml_in = sources_sub.add_parser("import", help="an OPML file's feeds as new sources: their TOML on standard "
+                                     "output, or --write")
+    opml_in.add_argument("file", metavar="FILE.opml", help="OPML 1.0 or 2.0, as feed readers export it")
+    opml_in.add_argument("--write", action="store_true", help="append them to the configured sources.toml")
+    opml_in.set_defaults(func=cmd_sources_import)
+    sources_sub.add_parser("export", help="OPML 2.0 of every configured feed, on standard output").set_defaults(
+        func=cmd_sources_export)
+    add = sources_sub.add_parser("add", help="a source from a feed's URL, or from a page that leads to its feed")
+    add.add_argument("url", metavar="URL", help="a feed, or a page of the site")
+    add.add_argument("--id", metavar="ID", help="the source's id (default: from the feed's title)")
+    add.add_argument("--write", action="store_true", help="append it to the configured sources.toml")
+    add.set_defaults(func=cmd_sources_add)
+
     judgements = sub.add_parser("judgements", help="the analyst's verdicts from the web view")
     judgements_sub = judgements.add_subparsers(dest="judgements_command", required=True, metavar="SUBCOMMAND")
     judgements_sub.add_parser("export", help="write them as JSON Lines in rules test's format").set_defaults(
@@ -663,6 +681,110 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
     app = create_app(open_database(config.database_url), config.topics_path, password)
     print(f"talentwatch workbench on http://{host}:{port}/", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+    return EXIT_OK
+
+
+def sources_record(source: Any, interval: str | None) -> dict[str, Any]:
+    """The JSON object of one source (`sources list --format json`); ``interval`` as written in sources.toml."""
+    return {"id": source.id, "name": source.name, "feeds": list(source.feeds), "site": source.site,
+            "interval": interval, "fulltext": source.fulltext, "language": source.language}
+
+
+def cmd_sources_list(config: Config, args: argparse.Namespace) -> int:
+    from rich.table import Column
+
+    from talentwatch.schema import read_toml
+
+    sources = _load_sources(config)
+    written = {t.get("id"): t.get("interval") for t in read_toml(config.sources_path).get("source", [])}
+    records = [sources_record(s, written.get(s.id)) for s in sources]
+    if args.format == "json":
+        for r in records:
+            sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    table = Table("id", "name", Column("feeds", overflow="fold"), "interval", "fulltext", "language",
+                  title=f"{len(records)} sources, {sum(len(r['feeds']) for r in records)} feeds "
+                        f"({config.sources_path})")
+    for r in records:
+        table.add_row(r["id"], r["name"], "\n".join(r["feeds"]), r["interval"] or "-", "yes" if r["fulltext"] else "no",
+                      r["language"] or "-")
+    console.print(table, highlight=False, markup=False)
+    return EXIT_OK
+
+
+def _writable_sources(config: Config) -> Any:
+    """The sources.toml that --write appends to: the user's own, never the shipped list."""
+    if config.get("crawl", "sources") is None:
+        raise UsageError(f"--write: no [crawl] sources is configured, and the shipped list ({config.sources_path}) "
+                         "is not edited: copy it beside talentwatch.toml and set [crawl] sources = \"sources.toml\"")
+    return config.sources_path
+
+
+def cmd_sources_import(config: Config, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from crawler.sources import append_sources, sources_toml
+    from talentwatch.opml import plan_import, read_opml
+
+    target = _writable_sources(config) if args.write else None
+    plan = plan_import(read_opml(Path(args.file)), _load_sources(config))
+    if target is None:
+        sys.stdout.write(sources_toml(plan.tables))
+    elif plan.tables:
+        append_sources(target, plan.tables)
+    repeated = f", {plan.repeated} listed twice in {args.file}" if plan.repeated else ""
+    where = f"; written to {target}" if target else (" (not written: --write appends them to "
+                                                     f"{config.sources_path})" if plan.tables else "")
+    print(f"{len(plan.tables)} sources added, {plan.already} feeds already configured{repeated}{where}",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_sources_export(config: Config, args: argparse.Namespace) -> int:
+    from talentwatch.opml import write_opml
+
+    sys.stdout.buffer.write(write_opml(_load_sources(config)))
+    sys.stdout.buffer.flush()
+    return EXIT_OK
+
+
+def cmd_sources_add(config: Config, args: argparse.Namespace) -> int:
+    """Find the feed of a URL and print its [[source]] table, or append it to sources.toml."""
+    from urllib.parse import urlsplit
+
+    from crawler.discover import FetchFailed, NoFeed, Refused, discover
+    from crawler.sources import SOURCE_ID, append_sources, derive_id, feed_key, site_of, source_table, sources_toml
+
+    target = _writable_sources(config) if args.write else None
+    sources = _load_sources(config)
+    taken = {s.id for s in sources}
+    if urlsplit(args.url).scheme not in ("http", "https") or not urlsplit(args.url).hostname:
+        raise UsageError(f"sources add: expected an http(s) URL, got {args.url!r}")
+    if args.id is not None and not SOURCE_ID.match(args.id):
+        raise UsageError(f"--id: expected an id of [a-z0-9-]+, got {args.id!r}")
+    if args.id in taken:
+        raise UsageError(f"--id: there is a source '{args.id}' already (in {config.sources_path})")
+    try:
+        found = discover(args.url, config.get("crawl", "timeout"), config.get("crawl", "user_agent"))
+    except (Refused, FetchFailed, NoFeed) as e:
+        print(f"talentwatch: {'' if isinstance(e, NoFeed) else args.url + ': '}"
+              f"{'refused: ' if isinstance(e, Refused) else ''}{e}", file=sys.stderr)
+        return EXIT_FAILED
+    for url, reason in found.passed:
+        print(f"  passed over {url}: {reason}", file=sys.stderr)
+    owner = next((s.id for s in sources if feed_key(found.url) in {feed_key(u) for u in s.feeds}), None)
+    if owner:
+        print(f"talentwatch: {found.url} is configured already (source '{owner}'): nothing to add", file=sys.stderr)
+        return EXIT_OK
+    sid = args.id or derive_id(found.title, found.url, taken)
+    table = source_table(sid, found.title or site_of(found.url) or sid, [found.url],
+                         site_of(found.link) or site_of(args.url), found.language)
+    print(f"found {found.url} ({found.how}, {found.entries} entries)", file=sys.stderr)
+    if target is None:
+        sys.stdout.write(sources_toml([table]))
+    else:
+        append_sources(target, [table])
+        print(f"added source '{sid}' to {target}", file=sys.stderr)
     return EXIT_OK
 
 
