@@ -17,7 +17,6 @@ trigrams, which finds any substring of three characters or more:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select, text
@@ -28,10 +27,10 @@ from sqlalchemy.sql import Select
 from pipelines.tag import body
 from pipelines.tagging import Tagger
 from pipelines.tagging.prefilter import AllOf, Clause, Requirement
+from pipelines.tagging.query import CJK_CHAR
 from store import models as m
 
 MIN_CHARS = 3  # trigrams: a shorter substring cannot be looked up
-_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
 def condition(req: Requirement | None) -> object | None:
@@ -50,7 +49,7 @@ def _key(key: str) -> object | None:
     substrings: list[str] = []
     run = ""
     for token in tokens:
-        if len(token) == 1 and _CJK.match(token):
+        if len(token) == 1 and CJK_CHAR.match(token):  # the tokenizer's CJK tokens are single characters
             run += token
             continue
         if run:
@@ -109,7 +108,6 @@ def _like(cond: object) -> ColumnElement[bool]:
     return (and_ if kind == "all" else or_)(*(_like(p) for p in parts))
 
 
-
 def matching(session: Session, query: Select[tuple[m.Item]], search: Tagger, topic: str = "q") -> Iterator[m.Item]:
     """The items of ``query`` that the search (a Tagger whose one topic is the query, ``Rules.search``) matches:
     the index narrows, the query engine decides, over title, summary and text as the tag stage reads them."""
@@ -133,8 +131,7 @@ def catch_up(engine: Engine) -> int:
                                     "LIMIT :n)"), {"start": start, "n": CATCH_UP_BATCH}).scalar()
             if end is None:
                 return done
-            conn.execute(text("INSERT INTO item_search(rowid, title, summary, text) SELECT id, title, summary, text "
-                              "FROM items WHERE id > :start AND id <= :end"), {"start": start, "end": end})
+            done += conn.execute(text("INSERT INTO item_search(rowid, title, summary, text) SELECT id, title, "
+                                      "summary, text FROM items WHERE id > :start AND id <= :end"),
+                                 {"start": start, "end": end}).rowcount
             conn.execute(text("UPDATE item_search_state SET indexed_until = :end"), {"end": end})
-            done += conn.execute(text("SELECT count(*) FROM items WHERE id > :start AND id <= :end"),
-                                 {"start": start, "end": end}).scalar_one()

@@ -59,7 +59,7 @@ class _New:
     @cached_property
     def feats(self) -> frozenset[str]:
         """All its features: the text's and its entities' (read ``entities`` first)."""
-        return self.text[0] | cluster.features("", "", self.entities)
+        return _features(self.title, self.summary, self.entities)
 
 
 @dataclass
@@ -138,9 +138,9 @@ def _assign(session: Session, new: list[_New]) -> int:
         best, best_score = None, 0.0
         for story_id in dict.fromkeys(s for k in keys[item.id] for s in by_key.get(k, ())[-PER_KEY:]):
             story = stories[story_id]
-            if item.when - story.first > WINDOW or story.first - item.when > WINDOW:
-                continue
             days = abs((item.when - story.first).total_seconds()) / 86400
+            if days > cluster.WINDOW_DAYS:
+                continue
             s = cluster.score(vec, is_cjk, item.source, story.centroid, days)
             if s >= cluster.THRESHOLD and s > best_score:
                 best, best_score = story_id, s
@@ -300,7 +300,7 @@ def forget(session: Session, item_ids: Sequence[int]) -> None:
     for chunk in _chunks(sorted(keyed)):
         for item_id, title, summary in session.execute(
                 select(items.c.id, items.c.title, items.c.summary).where(items.c.id.in_(chunk))):
-            feats = _text(title or "", summary or "")[0] | cluster.features("", "", entities.get(item_id, ()))
+            feats = _features(title or "", summary or "", entities.get(item_id, ()))
             counts.update(cluster.term_key(f) for f in feats)
     if keyed:
         _add_counts(session, Counter({k: -n for k, n in counts.items()}), -len(keyed))
@@ -320,8 +320,7 @@ def recluster(session: Session, item_ids: Sequence[int]) -> int:
                 before[story_id].add(item_id)
     forget(session, item_ids)
     session.expire_all()
-    todo = list(session.scalars(select(m.Item).where(m.Item.id.in_(item_ids)))) if len(item_ids) <= _CHUNK else [
-        i for chunk in _chunks(list(item_ids)) for i in session.scalars(select(m.Item).where(m.Item.id.in_(chunk)))]
+    todo = [i for chunk in _chunks(list(item_ids)) for i in session.scalars(select(m.Item).where(m.Item.id.in_(chunk)))]
     joined = assign_stories(session, todo)
     session.flush()
     after: defaultdict[int, set[int]] = defaultdict(set)
@@ -353,6 +352,11 @@ def _text(title: str, summary: str) -> tuple[frozenset[str], int | None]:
     exact = int.from_bytes(hashlib.blake2b("\x1f".join(sorted(feats)).encode(), digest_size=8,
                                           person=b"exact").digest(), "little") >> 1
     return feats, exact
+
+
+def _features(title: str, summary: str, entities: tuple[str, ...]) -> frozenset[str]:
+    """What an item is compared by (and counted by in ``term_counts``): its text's features and its entities'."""
+    return _text(title, summary)[0] | cluster.features("", "", entities)
 
 
 def _entities(session: Session, item_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:

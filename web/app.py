@@ -47,6 +47,7 @@ from digest.select import DigestData, safe_url, select_digest
 from pipelines.tag import body
 from pipelines.tagging import QueryError, RuleError
 from pipelines.tagging.evaluate import LabelledItem, TopicScore, evaluate
+from pipelines.tagging.query import CJK_CHAR
 from pipelines.tagging.rules import load_rules
 from store import models as m
 from store.judgements import UnknownTopic, export, judge, verdicts
@@ -74,6 +75,9 @@ SECURITY_HEADERS = {
 }
 
 
+FILTER_KEYS = ("q", "tag", "entity", "source", "since", "until", "lang")  # Filters' text fields, in order
+
+
 @dataclass
 class Filters:
     """The query parameters every list takes; ``error`` is the parser's message for a bad ``q``."""
@@ -95,8 +99,7 @@ class Filters:
             page = max(1, int(p.get("page", "1")))
         except ValueError:
             page = 1
-        return cls(*(p.get(k, "").strip() for k in ("q", "tag", "entity", "source", "since", "until", "lang")),
-                   page=page)
+        return cls(*(p.get(k, "").strip() for k in FILTER_KEYS), page=page)
 
     def store_filter(self) -> ItemFilter:
         return ItemFilter(self.tag or None, self.entity or None, [self.source] if self.source else [],
@@ -104,7 +107,7 @@ class Filters:
 
     def link(self, **changes: Any) -> str:
         """This list's URL with some parameters changed (page back to 1 unless given)."""
-        values = {k: getattr(self, k) for k in ("q", "tag", "entity", "source", "since", "until", "lang")}
+        values = {k: getattr(self, k) for k in FILTER_KEYS}
         values.update(changes)
         return "?" + urlencode({k: v for k, v in values.items() if v not in ("", None, 1)})
 
@@ -192,7 +195,7 @@ def _judged_items(session: Session) -> list[LabelledItem]:
 
 def _language(item: m.Item) -> str:
     text = (item.title or "") + (item.summary or "")[:200]
-    return "zh" if sum("\u4e00" <= c <= "\u9fff" for c in text) * 4 > len(text) else "en"
+    return "zh" if sum(bool(CJK_CHAR.match(c)) for c in text) * 4 > len(text) else "en"
 
 
 def highlight(text: str, snippets: list[str]) -> list[tuple[str, bool]]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .document import Doc, Span
 from .evidence import evidence
-from .query import _CJK_CHAR, FIELD_SEPARATOR
+from .query import CJK_CHAR, FIELD_SEPARATOR
 
 MODEL_VERSION = 1
 TOP_FEATURES = 3
@@ -51,7 +51,7 @@ _WORDS: dict[str, tuple[str, bool]] = {}  # token -> (its feature, whether it is
 def _word(token: str) -> tuple[str, bool]:
     word = _WORDS.get(token)
     if word is None:
-        cjk = len(token) == 1 and not token.isascii() and _CJK_CHAR.match(token) is not None
+        cjk = len(token) == 1 and not token.isascii() and CJK_CHAR.match(token) is not None
         word = (token if cjk else stem(token), cjk)
         if len(_WORDS) < 200_000:
             _WORDS[token] = word

@@ -40,7 +40,7 @@ _CJK = (
 # A maximal run of non-CJK letters and digits, or one CJK character.
 TOKEN_CHAR = rf"[^\W_{_CJK}]"  # a character of a Latin (non-CJK) token
 TOKEN_RE = re.compile(rf"{TOKEN_CHAR}+|[{_CJK}]")
-_CJK_CHAR = re.compile(rf"[{_CJK}]")
+CJK_CHAR = re.compile(rf"[{_CJK}]")
 _BEYOND_BMP = re.compile("[\U00010000-\U0010ffff]")
 FIELD_SEPARATOR = "\x1f"  # the token between title and body in a document: no word or phrase matches it
 
@@ -55,7 +55,7 @@ def _separator_table() -> list[str]:
     table = [" "] * 0x10000
     for cp in range(0x10000):
         ch = chr(cp)
-        if _CJK_CHAR.match(ch):
+        if CJK_CHAR.match(ch):
             table[cp] = f" {ch} "
         elif ch.isalnum() and ch != "_":
             table[cp] = ch
@@ -115,7 +115,7 @@ def _latin_text(text: str, bytes_table: bytes, long: bool = True) -> str | None:
         return text.encode().translate(bytes_table).decode()
     nonascii = text.encode("utf-8", "surrogatepass").translate(None, _ASCII_BYTES).decode("utf-8", "surrogatepass")
     if len(nonascii) > _FEW_NONASCII:
-        if not long or _CJK_CHAR.search(nonascii):
+        if not long or CJK_CHAR.search(nonascii):
             return None
         return " ".join(token for token, _ in token_runs(text)).casefold()
     letters = False
@@ -154,7 +154,7 @@ _RUNS = re.compile(rf"({TOKEN_CHAR}+)|([{_CJK}]+)")  # exact for any text, but s
 @functools.cache
 def _bmp_runs() -> re.Pattern[str]:
     """_RUNS for text within the Basic Multilingual Plane, with explicit character sets (much faster to test)."""
-    latin = [cp for cp in range(0x10000) if chr(cp).isalnum() and cp != ord("_") and not _CJK_CHAR.match(chr(cp))]
+    latin = [cp for cp in range(0x10000) if chr(cp).isalnum() and cp != ord("_") and not CJK_CHAR.match(chr(cp))]
     ranges, start = [], latin[0]
     for prev, cp in zip(latin, [*latin[1:], -1], strict=True):
         if cp != prev + 1:
@@ -177,7 +177,7 @@ def is_token_char(ch: str) -> bool:
 
 def _kind(ch: str) -> int:
     """Whether a character separates tokens, is part of a Latin token, or is a CJK token."""
-    kind = _CJK_LETTER if _CJK_CHAR.match(ch) else _LETTER if ch.isalnum() else _SEPARATOR
+    kind = _CJK_LETTER if CJK_CHAR.match(ch) else _LETTER if ch.isalnum() else _SEPARATOR
     if len(_KINDS) < 50_000:
         _KINDS[ch] = kind
     return kind

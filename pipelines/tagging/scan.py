@@ -28,7 +28,7 @@ from operator import itemgetter
 import ahocorasick
 
 from .prefilter import key
-from .query import _CJK_CHAR, FIELD_SEPARATOR, latin_document_joined, latin_joined, token_runs
+from .query import CJK_CHAR, FIELD_SEPARATOR, latin_document_joined, latin_joined, token_runs
 
 _first, _second = itemgetter(0), itemgetter(1)
 
@@ -47,7 +47,7 @@ class Scanner:
         mixed: list[tuple[str, frozenset[str]]] = []  # (key, the keys of its Latin tokens)
         for k in self.keys:
             tokens, prefix = k.split(), not k.endswith(" ")
-            is_cjk = [bool(_CJK_CHAR.match(t)) for t in tokens]  # a CJK token is a single character
+            is_cjk = [bool(CJK_CHAR.match(t)) for t in tokens]  # a CJK token is a single character
             if not any(is_cjk):
                 latin.add(k)
             elif all(is_cjk):
