@@ -1,5 +1,9 @@
-"""Run the CLI in a subprocess and measure it: wall time, the process's exact peak RSS (from wait4), and the peak
-RSS of its whole process tree (parse workers included), sampled every 50 ms from /proc."""
+"""Run the CLI in a subprocess and measure it: wall time, the process's peak RSS (VmHWM, its own high-water mark,
+read every 50 ms from /proc and last just before it ends), and the peak RSS of its whole process tree (parse workers
+included), sampled every 50 ms from /proc.
+
+Not wait4's ru_maxrss: on Linux a child created by fork starts with its parent's high-water mark and keeps it
+across exec, so a CLI started by a test process of 400 MB reported 400 MB whatever it used itself."""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ class Measured:
     out: str
     err: str
     seconds: float
-    rss_mb: float  # the CLI process, exact
+    rss_mb: float  # the CLI process's high-water mark
     tree_mb: float  # the CLI and its descendants together, sampled
 
 
@@ -44,7 +48,8 @@ def run_measured(home: Home, *args: str, timeout: float = 300) -> Measured:
     proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.monotonic() - started
     sampler.join()
-    rss = usage.ru_maxrss / 1024  # KiB on Linux
+    # its own high-water mark; wait4's only when it ended before the first sample (an upper bound, see above)
+    rss = (sampler.hwm_kb or usage.ru_maxrss) / 1024  # KiB on Linux
     return Measured(proc.returncode, out.read_text(errors="replace"), err.read_text(errors="replace"), seconds,
                     rss, max(rss, sampler.peak_kb / 1024))
 
@@ -52,11 +57,12 @@ def run_measured(home: Home, *args: str, timeout: float = 300) -> Measured:
 class _TreeSampler(threading.Thread):
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
-        self.pid, self.peak_kb, self.done = pid, 0, threading.Event()
+        self.pid, self.peak_kb, self.hwm_kb, self.done = pid, 0, 0, threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(0.05):
-            self.peak_kb = max(self.peak_kb, sum(_rss_kb(p) for p in _tree(self.pid)))
+            self.hwm_kb = max(self.hwm_kb, _status_kb(self.pid, "VmHWM:"))
+            self.peak_kb = max(self.peak_kb, sum(_status_kb(p, "VmRSS:") for p in _tree(self.pid)))
 
     @staticmethod
     def children() -> dict[int, list[int]]:
@@ -80,10 +86,10 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
-def _rss_kb(pid: int) -> int:
+def _status_kb(pid: int, field: str) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1])
     except OSError:
         pass
