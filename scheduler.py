@@ -3,7 +3,8 @@
 One process runs Scrapy crawls again and again: the asyncio reactor is installed once, ``AsyncIOScheduler`` runs
 inside its loop, and each poll job awaits ``AsyncCrawlerRunner.crawl`` (a new Crawler per run). A poll job asks
 the store for the feeds that are due (the due time lives on each feed row, so a restart continues where the last
-run stopped) and crawls only those; while one crawl runs, further ticks are coalesced, not queued.
+run stopped) and crawls only those; while one crawl runs, further ticks are coalesced, not queued. Each
+``[[alert]]`` is checked every ``every`` (digest/alerts.py), in a worker thread.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from crawler.settings import crawl_settings
 from crawler.sources import Source
 from crawler.spiders.articles import ArticlesSpider
 from crawler.spiders.feeds import FeedsSpider
+from digest import alerts
 from store.db import open_database
 from store.queries import feeds_to_poll, utcnow
-from talentwatch.config import Config
+from talentwatch.config import Alert, Config
 
 logger = logging.getLogger("talentwatch.daemon")
 SHUTDOWN_GRACE = 30.0  # seconds a running crawl may take to finish after SIGTERM/SIGINT
@@ -42,10 +44,11 @@ def poll_tick(sources: Sequence[Source]) -> float:
 
 
 class Daemon:
-    def __init__(self, config: Config, sources: Sequence[Source]) -> None:
+    def __init__(self, config: Config, sources: Sequence[Source], searches: dict[str, Any] | None = None) -> None:
         from scrapy.crawler import AsyncCrawlerRunner
 
         self.config, self.sources = config, list(sources)
+        self.searches = alerts.searches(config) if searches is None else searches
         self.runner = AsyncCrawlerRunner({**crawl_settings(config), **DAEMON_SETTINGS})
         self.engine = open_database(config.database_url)
         self.stopping = asyncio.Event()
@@ -100,6 +103,12 @@ class Daemon:
         except Exception:
             logger.exception("digest job failed; the next run tries again")
 
+    async def alert_job(self, alert: Alert) -> None:
+        try:
+            await asyncio.to_thread(alerts.check, self.config, self.engine, alert, self.searches[alert.id])
+        except Exception:
+            logger.exception("alert %s: check failed; the next check tries again", alert.id)
+
     def schedule(self) -> AsyncIOScheduler:
         weekday, hour, minute = self.config.get("digest", "schedule")
         tz = ZoneInfo(self.config.get("digest", "timezone"))
@@ -111,6 +120,9 @@ class Daemon:
                           misfire_grace_time=3600)
         scheduler.add_job(self.digest_job, IntervalTrigger(hours=1), args=[digest.retry_unsent], id="digest-retry",
                           max_instances=1, coalesce=True)
+        for alert in self.config.alerts:
+            scheduler.add_job(self.alert_job, IntervalTrigger(seconds=alert.every), args=[alert],
+                              id=f"alert-{alert.id}", max_instances=1, coalesce=True, misfire_grace_time=None)
         return scheduler
 
     async def main(self) -> None:
@@ -162,7 +174,7 @@ def configure_logging(level: str, log_file: str | None) -> None:
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)  # "skipped: ... running": coalesced polls
 
 
-def run(config: Config, sources: Sequence[Source]) -> int:
+def run(config: Config, sources: Sequence[Source], searches: dict[str, Any] | None = None) -> int:
     """Run the daemon in the foreground until SIGTERM or SIGINT; returns the exit status.
     The caller holds the single-instance lock."""
     from scrapy.utils.reactor import install_reactor
@@ -179,7 +191,7 @@ def run(config: Config, sources: Sequence[Source]) -> int:
         logger.error("daemon failed: %s", failure.getTraceback())
 
     def start() -> None:
-        done = Deferred.fromFuture(asyncio.ensure_future(Daemon(config, sources).main()))
+        done = Deferred.fromFuture(asyncio.ensure_future(Daemon(config, sources, searches).main()))
         done.addErrback(failed)
         done.addBoth(lambda _: reactor.stop())
 

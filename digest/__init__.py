@@ -37,14 +37,14 @@ __all__ = ["DeliveryError", "Outcome", "Period", "build", "preview", "send", "se
 def build(config: Config, session: Session, period: Period, now: datetime | None = None
           ) -> tuple[DigestData, EmailMessage]:
     """The period's digest data and its email (clusters the period's unclustered items: call in a transaction)."""
-    data = select_digest(session, period, now or utcnow(), _topic_order(config), _feed_urls(config))
+    data = select_digest(session, period, now or utcnow(), topic_order(config), _feed_urls(config))
     return data, build_message(data, config.get("digest", "sender"), config.get("digest", "to"))
 
 
 def preview(config: Config, engine: Engine, period: Period, path: Path, now: datetime | None = None) -> DigestData:
     """Write the digest's HTML to ``path``; nothing is recorded as sent."""
     with Session(engine) as session, session.begin():
-        data = select_digest(session, period, now or utcnow(), _topic_order(config), _feed_urls(config))
+        data = select_digest(session, period, now or utcnow(), topic_order(config), _feed_urls(config))
     _write_atomically(path, render_html(data).encode("utf-8"))
     return data
 
@@ -53,6 +53,8 @@ def send(config: Config, engine: Engine, period: Period, force: bool = False, no
          delays: Sequence[float] = RETRY_DELAYS) -> Outcome:
     """Send the period's digest once (``force``: build and send it again). Raises DeliveryError when it could not
     be delivered; the digest then stays recorded as pending and the next run sends it."""
+    if config.get("smtp", "url") and not config.get("digest", "to"):
+        raise ConfigError(config.path, "[digest] to", "no recipients: set to = [\"you@example.org\"] to send by SMTP")
     deliver = deliverer(config, delays)
 
     def built(session: Session) -> tuple[EmailMessage, int]:
@@ -97,7 +99,8 @@ def _send_periods(config: Config, now: datetime, last_week_too: bool) -> list[Ou
 
 
 def deliverer(config: Config, delays: Sequence[float] = RETRY_DELAYS) -> Deliver:
-    """SMTP when ``[smtp] url`` is set, else the outbox folder; configuration errors name the key."""
+    """SMTP when ``[smtp] url`` is set, else the outbox folder (files named after the period); configuration errors
+    name the key."""
     url, sender = config.get("smtp", "url"), config.get("digest", "sender")
     if not url:
         outbox = config.home / "outbox"
@@ -106,12 +109,10 @@ def deliverer(config: Config, delays: Sequence[float] = RETRY_DELAYS) -> Deliver
         target = parse_smtp_url(url, config.smtp_password)
     except ValueError as e:
         raise ConfigError(config.path, "[smtp] url", str(e)) from None
-    if not config.get("digest", "to"):
-        raise ConfigError(config.path, "[digest] to", "no recipients: set to = [\"you@example.org\"] to send by SMTP")
     return lambda message, recipients, period, message_id: send_smtp(target, message, sender, recipients, delays)
 
 
-def _topic_order(config: Config) -> list[str]:
+def topic_order(config: Config) -> list[str]:
     from pipelines.tagging.rules import load_rules
 
     return [t.id for t in load_rules(config.topics_path).topics]

@@ -1,4 +1,5 @@
-"""The record of digests (table ``digests``) that makes sending exactly once per period.
+"""The record of digests (table ``digests``) that makes sending exactly once per period; alerts (digest/alerts.py)
+keep their messages the same way (table ``alert_messages``), with the same states and functions.
 
 1. Record: the digest is built and stored, message and Message-ID included, with status ``pending``, in the
    transaction that clusters the period's items. A period that already has a row is not built again (unless
@@ -64,17 +65,17 @@ def send_once(engine: Engine, period: Period, build: Build, deliver: Deliver, fo
     row = _record(engine, period, build, now, force)
     if row.status == SENT:
         return _outcome(row, "already sent")
-    _crash_point("render")
-    if not _claim(engine, row.id, now):
-        return _outcome(_load(engine, row.id), "in progress")
-    _crash_point("claim")
+    crash_point("render")
+    if not claim(engine, m.Digest, row.id, now):
+        return _outcome(load(engine, m.Digest, row.id), "in progress")
+    crash_point("claim")
     try:
         where = deliver(row.message, list(row.recipients), row.period, row.message_id)
     except BaseException as e:
-        _release(engine, row.id, f"{type(e).__name__}: {e}")
+        release(engine, m.Digest, row.id, f"{type(e).__name__}: {e}")
         raise
-    _crash_point("send")
-    return _outcome(_mark_sent(engine, row.id, where), "sent")
+    crash_point("send")
+    return _outcome(mark_sent(engine, m.Digest, row.id, where), "sent")
 
 
 def unsent_periods(engine: Engine) -> list[m.Digest]:
@@ -104,31 +105,35 @@ def _record(engine: Engine, period: Period, build: Build, now: datetime, force: 
             return session.scalars(select(m.Digest).where(m.Digest.period == period.label)).one()
 
 
-def _claim(engine: Engine, digest_id: int, now: datetime) -> bool:
+Row = type[m.Digest] | type[m.AlertMessage]
+
+
+def claim(engine: Engine, model: Row, row_id: int, now: datetime) -> bool:
     """Take the row for sending: pending, or sending under a claim so old that its sender must have died."""
-    takeable = or_(m.Digest.status == PENDING, and_(m.Digest.status == SENDING, m.Digest.claimed < now - LEASE))
+    takeable = or_(model.status == PENDING, and_(model.status == SENDING, model.claimed < now - LEASE))
     with Session(engine) as session, session.begin():
-        result = session.execute(update(m.Digest).where(m.Digest.id == digest_id, takeable)
-                                 .values(status=SENDING, claimed=now, attempts=m.Digest.attempts + 1))
+        result = session.execute(update(model).where(model.id == row_id, takeable)
+                                 .values(status=SENDING, claimed=now, attempts=model.attempts + 1))
         return result.rowcount == 1
 
 
-def _release(engine: Engine, digest_id: int, error: str) -> None:
+def release(engine: Engine, model: Row, row_id: int, error: str, **values: object) -> None:
+    """Back to pending after a failed delivery, with the error (and ``values``, e.g. a backoff time)."""
     with Session(engine) as session, session.begin():
-        session.execute(update(m.Digest).where(m.Digest.id == digest_id, m.Digest.status == SENDING)
-                        .values(status=PENDING, claimed=None, last_error=error[:2000]))
+        session.execute(update(model).where(model.id == row_id, model.status == SENDING)
+                        .values(status=PENDING, claimed=None, last_error=error[:2000], **values))
 
 
-def _mark_sent(engine: Engine, digest_id: int, where: str) -> m.Digest:
+def mark_sent(engine: Engine, model: Row, row_id: int, where: str) -> m.Digest | m.AlertMessage:
     with Session(engine, expire_on_commit=False) as session, session.begin():
-        row = session.get_one(m.Digest, digest_id)
+        row = session.get_one(model, row_id)
         row.status, row.sent, row.delivered_to, row.last_error = SENT, utcnow(), where, None
         return row
 
 
-def _load(engine: Engine, digest_id: int) -> m.Digest:
+def load(engine: Engine, model: Row, row_id: int) -> m.Digest | m.AlertMessage:
     with Session(engine, expire_on_commit=False) as session:
-        return session.get_one(m.Digest, digest_id)
+        return session.get_one(model, row_id)
 
 
 def _outcome(row: m.Digest, status: str) -> Outcome:
@@ -136,7 +141,7 @@ def _outcome(row: m.Digest, status: str) -> Outcome:
                    row.delivered_to, row.sent, row.claimed)
 
 
-def _crash_point(name: str) -> None:
+def crash_point(name: str) -> None:
     if os.environ.get(CRASH_ENV) == name:
         logging.shutdown()
         os._exit(70)

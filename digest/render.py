@@ -33,7 +33,7 @@ def plain(text: object) -> str:
     return _SPACE.sub(" ", _TAGS.sub("", str(text))).strip()
 
 
-_ENV = _environment()
+TEMPLATES = _environment()
 
 
 def subject(data: DigestData) -> str:
@@ -58,11 +58,11 @@ def _context(data: DigestData) -> dict[str, object]:
 
 
 def render_html(data: DigestData) -> str:
-    return _ENV.get_template("digest.html.j2").render(_context(data))
+    return TEMPLATES.get_template("digest.html.j2").render(_context(data))
 
 
 def render_text(data: DigestData) -> str:
-    return _ENV.get_template("digest.txt.j2").render(_context(data))
+    return TEMPLATES.get_template("digest.txt.j2").render(_context(data))
 
 
 def build_message(data: DigestData, sender: str, recipients: list[str]) -> EmailMessage:

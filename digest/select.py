@@ -87,12 +87,12 @@ def select_digest(session: Session, period: Period, now: datetime, topic_order: 
     """Everything a digest shows. Items of the period that have no story yet are clustered first (so this writes:
     call it inside a transaction)."""
     assign_stories(session, unassigned(session, period.start, period.end))
-    topics = _topic_names(session, topic_order)
+    topics = topic_names(session, topic_order)
     tagged = list(session.scalars(items_query(ItemFilter(since=period.start, until=period.end, tagged=True))))
-    items = _with_story_members(session, tagged)
+    items = with_story_members(session, tagged)
     sources = dict(session.execute(select(m.Source.id, m.Source.name)).all())
     entities = {e.id: e for e in session.scalars(select(m.Entity))}
-    stories = [_story(group, topics, sources, entities) for group in _group(items).values()]
+    stories = [story_of(group, topics, sources, entities) for group in group_stories(items).values()]
     history = period.before(HISTORY)
     return DigestData(
         period=period, history=history, sections=_sections(stories, topics),
@@ -101,14 +101,14 @@ def select_digest(session: Session, period: Period, now: datetime, topic_order: 
         items=len(items), outlets=len({i.source_id for i in items}), generated=now)
 
 
-def _topic_names(session: Session, order: Sequence[str]) -> dict[str, str]:
+def topic_names(session: Session, order: Sequence[str]) -> dict[str, str]:
     """Topic id -> name, in the configured order (topics no longer configured last)."""
     names = dict(session.execute(select(m.Topic.id, m.Topic.name)).all())
     rank = {t: n for n, t in enumerate(order)}
     return {t: names[t] for t in sorted(names, key=lambda t: (rank.get(t, len(rank)), t))}
 
 
-def _with_story_members(session: Session, tagged: Sequence[m.Item]) -> list[m.Item]:
+def with_story_members(session: Session, tagged: Sequence[m.Item]) -> list[m.Item]:
     """The tagged items and the other items of their stories (another outlet's report of a tagged story counts
     as coverage even when its own words matched no topic)."""
     ids = sorted({i.story_id for i in tagged if i.story_id is not None})
@@ -120,7 +120,7 @@ def _with_story_members(session: Session, tagged: Sequence[m.Item]) -> list[m.It
     return list(members.values())
 
 
-def _group(items: Sequence[m.Item]) -> dict[int, list[m.Item]]:
+def group_stories(items: Sequence[m.Item]) -> dict[int, list[m.Item]]:
     groups: dict[int, list[m.Item]] = defaultdict(list)
     for item in items:
         groups[item.story_id or item.id].append(item)
@@ -135,7 +135,7 @@ def safe_url(url: str | None) -> str | None:
     return url if url and urlsplit(url).scheme in ("http", "https") else None
 
 
-def _story(items: list[m.Item], topics: dict[str, str], sources: dict[str, str], entities: dict) -> Story:
+def story_of(items: list[m.Item], topics: dict[str, str], sources: dict[str, str], entities: dict) -> Story:
     """One story: linked to its first report that has a link (the original, when others carry it later)."""
     items = sorted(items, key=lambda i: (safe_url(i.url) is None, _when(i), i.id))
     best = items[0]

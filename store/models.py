@@ -165,15 +165,11 @@ class Judgement(Base):
     judged: Mapped[datetime]
 
 
-class Digest(Base):
-    """The digest of one period, recorded before it is sent: status pending -> sending -> sent. ``message`` is the
-    whole RFC 5322 message, so that a retry sends the same bytes with the same Message-ID."""
+class Outgoing:
+    """A message recorded before it is sent: status pending -> sending -> sent (digest/ledger.py). ``message`` is
+    what is sent (a whole RFC 5322 message, or a webhook's JSON), so that a retry sends the same bytes."""
 
-    __tablename__ = "digests"
     id: Mapped[int] = mapped_column(primary_key=True)
-    period: Mapped[str] = mapped_column(String(32), unique=True)  # 2026-W48, or 2026-11-02..2026-11-08
-    starts: Mapped[datetime]
-    ends: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16))
     message_id: Mapped[str] = mapped_column(Text)
     subject: Mapped[str] = mapped_column(Text)
@@ -185,4 +181,33 @@ class Digest(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     sent: Mapped[datetime | None]
-    delivered_to: Mapped[str | None] = mapped_column(Text)  # "smtp://host:port" or the outbox file
+    delivered_to: Mapped[str | None] = mapped_column(Text)  # "smtp://host:port", the outbox file, a webhook
+
+
+class Digest(Outgoing, Base):
+    """The digest of one period, sent once."""
+
+    __tablename__ = "digests"
+    period: Mapped[str] = mapped_column(String(32), unique=True)  # 2026-W48, or 2026-11-02..2026-11-08
+    starts: Mapped[datetime]
+    ends: Mapped[datetime]
+
+
+class AlertMessage(Outgoing, Base):
+    """One alert's message for one batch of stories, on one channel (email or webhook)."""
+
+    __tablename__ = "alert_messages"
+    alert: Mapped[str] = mapped_column(String(64), index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # email | webhook
+    not_before: Mapped[datetime | None]  # after a failure: no new attempt before this (backoff)
+
+
+class AlertStory(Base):
+    """A story an alert has recorded for sending: the primary key makes each story go out at most once per alert,
+    whatever the number of daemons or restarts."""
+
+    __tablename__ = "alert_stories"
+    alert: Mapped[str] = mapped_column(String(64), primary_key=True)
+    story_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    batch: Mapped[str] = mapped_column(Text)  # the batch's Message-ID (shared by its email and webhook rows)
+    recorded: Mapped[datetime]

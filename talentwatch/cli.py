@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -138,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--write", action="store_true", help="append it to the configured sources.toml")
     add.set_defaults(func=cmd_sources_add)
 
+    alerts = sub.add_parser("alerts", help="same-day alerts ([[alert]] in talentwatch.toml)")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    alert_test = alerts_sub.add_parser("test", help="what the alerts would have sent, without sending")
+    alert_test.add_argument("--id", metavar="ID", help="only this alert")
+    alert_test.add_argument("--since", metavar="DURATION", type=_duration_arg, default=86400.0,
+                            help="look back this far (default 24h)")
+    alert_test.set_defaults(func=cmd_alerts_test)
+
     judgements = sub.add_parser("judgements", help="the analyst's verdicts from the web view")
     judgements_sub = judgements.add_subparsers(dest="judgements_command", required=True, metavar="SUBCOMMAND")
     judgements_sub.add_parser("export", help="write them as JSON Lines in rules test's format").set_defaults(
@@ -160,6 +169,15 @@ def _datetime_arg(value: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an ISO date such as 2026-11-02, got {value!r}") from None
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _duration_arg(value: str) -> float:
+    from talentwatch.schema import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _until_arg(value: str) -> datetime:
@@ -202,15 +220,17 @@ def _open_synced(config: Config, sources: Sequence[Any]) -> Engine:
 
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
     import scheduler
+    from digest.alerts import searches
     from store.lock import DaemonLock
 
     sources = _load_sources(config)
+    alert_searches = searches(config)  # a bad alert stops the daemon before it starts
     _open_synced(config, sources).dispose()
     lock = DaemonLock(config.database_url)
     lock.acquire()
     try:
         scheduler.configure_logging(args.log_level, args.log_file)
-        return scheduler.run(config, sources)
+        return scheduler.run(config, sources, alert_searches)
     finally:
         lock.release()
 
@@ -497,14 +517,17 @@ def status_record(feed: Any, items_week: int) -> dict[str, Any]:
 
 
 def cmd_status(config: Config, args: argparse.Namespace) -> int:
+    from digest.alerts import statuses
     from store.queries import feed_status, utcnow
 
     engine = _open_synced(config, _load_sources(config))
     with Session(engine) as session:
         feeds = feed_status(session, utcnow())
         records = [status_record(f, n) for f, n in feeds]
+        alerts = [{"alert": a.id, "last_sent": _iso(a.last_sent), "stories": a.stories, "pending": a.pending,
+                   "last_error": a.last_error} for a in statuses(session, config.alerts)]
     if args.format == "json":
-        for r in records:
+        for r in [*records, *alerts]:
             sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")
         return EXIT_OK
     table = Table("source", "feed", "last fetch", "last success", "fail", "next due", "week", "last error")
@@ -513,6 +536,12 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
                       str(r["failures"]), _short(r["next_due"]), str(r["items_week"]),
                       _status_note(r, feed.fetch_url))
     console.print(table)
+    if alerts:
+        table = Table("alert", "last sent", "stories sent", "waiting", "last error")
+        for a in alerts:
+            table.add_row(a["alert"], _short(a["last_sent"]), str(a["stories"]), str(a["pending"]),
+                          a["last_error"] or "")
+        console.print(table)
     return EXIT_OK
 
 
@@ -785,6 +814,40 @@ def cmd_sources_add(config: Config, args: argparse.Namespace) -> int:
     else:
         append_sources(target, [table])
         print(f"added source '{sid}' to {target}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_alerts_test(config: Config, args: argparse.Namespace) -> int:
+    """Each alert's matching stories of the look-back window: what a check would send now, what it sent already,
+    what waits for more outlets. Nothing is written (the transaction is rolled back)."""
+    from digest.alerts import candidates, searches
+    from store.queries import utcnow
+
+    chosen = [a for a in config.alerts if args.id in (None, a.id)]
+    if args.id and not chosen:
+        known = ", ".join(a.id for a in config.alerts) or "none configured"
+        raise UsageError(f"--id: unknown alert {args.id!r} (alerts: {known})")
+    if not chosen:
+        print("no alerts configured: add [[alert]] tables to talentwatch.toml (see the README)")
+        return EXIT_OK
+    search = searches(config)
+    engine = _open_synced(config, _load_sources(config))
+    now = utcnow()
+    since = now - timedelta(seconds=args.since)
+    with Session(engine) as session:
+        for alert in chosen:
+            found = candidates(session, alert, search[alert.id], since, now)
+            counts = Counter(c.status(alert) for c in found)
+            print(f"alert {alert.id} ({alert.watches}; min_outlets {alert.min_outlets}, every "
+                  f"{alert.every:g} s): {counts['new']} would be sent, {counts['recorded']} sent before, "
+                  f"{counts['below min_outlets']} below min_outlets, since {_iso(since)}")
+            for c in found:
+                what = {"new": "would send", "recorded": f"sent {_short(_iso(c.recorded))}",
+                        "below min_outlets": "below min"}[c.status(alert)]
+                print(f"  {what:<22} {c.story.outlets} outlet{'s' if c.story.outlets > 1 else ' '}  "
+                      f"{_short(_iso(c.story.published or c.story.latest))}  {c.story.title}"
+                      + (f"  <{c.story.url}>" if c.story.url else ""))
+        session.rollback()
     return EXIT_OK
 
 

@@ -2,7 +2,8 @@
 
 Lookup: ``--config PATH``, else ``$TALENTWATCH_CONFIG``, else ``./talentwatch.toml``; with none, the defaults run.
 Environment variables override the file: TALENTWATCH_DATABASE_URL, TALENTWATCH_SMTP_URL, TALENTWATCH_SMTP_PASSWORD;
-TALENTWATCH_WEB_PASSWORD protects `talentwatch serve` (read by web/app.py, never stored).
+TALENTWATCH_WEB_PASSWORD protects `talentwatch serve` (read by web/app.py, never stored). ``[[alert]]`` tables
+become :class:`Alert` values; a webhook's ``${NAME}`` parts are read from the environment only when it is called.
 """
 
 from __future__ import annotations
@@ -102,6 +103,68 @@ OPTIONS: dict[tuple[str, str], tuple[Any, Callable[[Any], Any]]] = {
 }
 
 
+ALERT_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+WEBHOOK_SECRET = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")  # ${NAME}: from the environment at call time
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One ``[[alert]]`` table: stories matching ``topic`` (a topic id) or ``query`` (the topics' language)."""
+
+    id: str
+    topic: str | None
+    query: str | None
+    to: list[str]
+    min_outlets: int = 1
+    every: float = 900.0  # seconds: the batching window
+    webhook: str | None = field(default=None, repr=False)  # may hold ${NAME} parts, filled from the environment
+
+    @property
+    def watches(self) -> str:
+        return f"topic {self.topic}" if self.topic else f"query {self.query}"
+
+
+ALERT_KEYS = {"id", "topic", "query", "to", "min_outlets", "every", "webhook"}
+
+
+def parse_alerts(path: Path | None, raw: Any, default_to: list[str]) -> list[Alert]:
+    """The ``[[alert]]`` array of tables; ConfigError names the file, the alert and the key."""
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        raise ConfigError(path, "[[alert]]", "expected an array of tables: [[alert]]")
+    alerts: list[Alert] = []
+    for n, table in enumerate(raw, start=1):
+        where = f"[[alert]] {table.get('id', f'#{n}')!s}"
+        check_keys(path, f"{where} ", table, ALERT_KEYS)
+
+        def get(key: str, default: Any, check: Callable[[Any], Any], where: str = where, table: dict = table) -> Any:
+            return _checked(path, where, key, table.get(key, default), check)
+
+        alert_id = get("id", "", _str)
+        if not ALERT_ID.match(alert_id) or alert_id in {a.id for a in alerts}:
+            raise ConfigError(path, f"{where} id", f"expected a unique id of a-z, 0-9 and '-', got {alert_id!r}")
+        topic, query = get("topic", None, _str), get("query", None, _str)
+        if (topic is None) == (query is None):
+            raise ConfigError(path, where, "set one of topic (a topic id) or query (the topics' query language)")
+        webhook = get("webhook", None, _webhook)
+        to = get("to", default_to, _str_list_or_empty)
+        if not to and webhook is None:
+            raise ConfigError(path, f"{where} to", "no recipients: set to = [\"you@example.org\"] (or [digest] to), "
+                              "or a webhook")
+        alerts.append(Alert(alert_id, topic, query, to, get("min_outlets", 1, _positive_int),
+                            get("every", "15m", parse_duration), webhook))
+    return alerts
+
+
+def _str_list_or_empty(v: Any) -> list[str]:
+    return [] if v == [] else _str_list(v)
+
+
+def _webhook(v: Any) -> str:
+    if not re.match(r"^https?://[^/\s]+", _str(v)):
+        raise ValueError(f"expected an http(s) URL, got {WEBHOOK_SECRET.sub('${…}', v)!r}")
+    return v
+
+
 @dataclass(frozen=True)
 class Config:
     """The validated configuration. ``values`` holds every OPTIONS key as its check returned it
@@ -111,6 +174,7 @@ class Config:
     home: Path
     values: dict[tuple[str, str], Any] = field(repr=False)
     smtp_password: str | None = field(default=None, repr=False)
+    alerts: list[Alert] = field(default_factory=list)
 
     def get(self, table: str, key: str) -> Any:
         return self.values[(table, key)]
@@ -155,7 +219,7 @@ def load_config(explicit: str | None = None) -> Config:
     path = find_config_file(explicit)
     raw = read_toml(path) if path else {}
     tables = {t for t, _ in OPTIONS}
-    check_keys(path, "", raw, tables)
+    check_keys(path, "", raw, tables | {"alert"})
     values: dict[tuple[str, str], Any] = {}
     for table in tables:
         section = raw.get(table, {})
@@ -167,13 +231,16 @@ def load_config(explicit: str | None = None) -> Config:
     for env, (table, key) in ENV_OVERRIDES.items():
         if os.environ.get(env):
             values[(table, key)] = _checked(f"${env}", table, key, os.environ[env], OPTIONS[(table, key)][1])
-    return Config(path, data_home(), values, os.environ.get("TALENTWATCH_SMTP_PASSWORD") or None)
+    alerts = parse_alerts(path, raw.get("alert", []), values[("digest", "to")])
+    return Config(path, data_home(), values, os.environ.get("TALENTWATCH_SMTP_PASSWORD") or None, alerts)
 
 
 def _checked(where: Path | str | None, table: str, key: str, value: Any, check: Callable[[Any], Any]) -> Any:
+    """``table`` is a table's name, or how an array's table is named in messages (``[[alert]] travel``)."""
     if value is None:
         return None
     try:
         return check(value)
     except ValueError as e:
-        raise ConfigError(where, f"[{table}] {key}", str(e)) from None
+        name = table if table.startswith("[[") else f"[{table}]"
+        raise ConfigError(where, f"{name} {key}", str(e)) from None

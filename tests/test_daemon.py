@@ -16,15 +16,15 @@ from test_crawl_changes import rss
 
 
 class Daemon:
-    def __init__(self, home: Home) -> None:
+    def __init__(self, home: Home, extra_env: dict[str, str] | None = None) -> None:
         self.home = home
         self.log = home.path / f"daemon-{len(list(home.path.glob('daemon-*.log')))}.log"
         self.log.touch()
         env = {k: v for k, v in os.environ.items() if not k.startswith("TALENTWATCH_")}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "talentwatch", "--config", str(home.config), "run", "--log-file",
-             str(self.log)], env={**env, "TALENTWATCH_HOME": str(home.path)}, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
+             str(self.log)], env={**env, "TALENTWATCH_HOME": str(home.path), **(extra_env or {})},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         if self.proc.poll() is None:
@@ -39,8 +39,8 @@ class Daemon:
 def daemons() -> Iterator[Callable[[Home], Daemon]]:
     started: list[Daemon] = []
 
-    def start(home: Home) -> Daemon:
-        started.append(Daemon(home))
+    def start(home: Home, env: dict[str, str] | None = None) -> Daemon:
+        started.append(Daemon(home, env))
         return started[-1]
 
     yield start
