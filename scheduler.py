@@ -5,6 +5,11 @@ inside its loop, and each poll job awaits ``AsyncCrawlerRunner.crawl`` (a new Cr
 the store for the feeds that are due (the due time lives on each feed row, so a restart continues where the last
 run stopped) and crawls only those; while one crawl runs, further ticks are coalesced, not queued. Each
 ``[[alert]]`` is checked every ``every`` (digest/alerts.py), in a worker thread.
+
+On PostgreSQL any number of daemons share the feeds: each takes batches of due feeds under a lease
+(store/leases.py), renews its leases with a heartbeat while it crawls, and gives back the rest when a crawl ends or
+it stops. The weekly digest runs on whichever daemon takes its advisory lock first (and the digest's ledger sends
+one email per period whatever happens); alerts record each story once per alert (digest/alerts.py).
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from crawler.sources import Source
 from crawler.spiders.articles import ArticlesSpider
 from crawler.spiders.feeds import FeedsSpider
 from digest import alerts
+from store import leases
 from store.db import open_database
+from store.lock import DIGEST_JOB_KEY, job_lock
 from store.queries import feeds_to_poll, utcnow
 from talentwatch.config import Alert, Config
 
@@ -51,20 +58,37 @@ class Daemon:
         self.searches = alerts.searches(config) if searches is None else searches
         self.runner = AsyncCrawlerRunner({**crawl_settings(config), **DAEMON_SETTINGS})
         self.engine = open_database(config.database_url)
+        self.shared = self.engine.dialect.name == "postgresql"  # several daemons may share it: leases
+        self.worker, self.lease, self.batch = config.worker_id, config.get("daemon", "lease"), config.get(
+            "daemon", "batch")
         self.stopping = asyncio.Event()
         self.polling: asyncio.Task[None] | None = None
 
     async def poll(self) -> None:
-        """One poll cycle: crawl the feeds that are due now, then log one line."""
-        if self.stopping.is_set():
-            return
-        try:
-            feeds = await asyncio.to_thread(self._due_feeds)
-        except Exception:
-            logger.exception("could not read the due feeds; the next look tries again")
-            return
-        if not feeds:
-            return
+        """One poll cycle: crawl the feeds that are due now (on PostgreSQL, batch after batch while full ones
+        come), log one line per crawl, then fetch the new articles' texts."""
+        crawled = False
+        while not self.stopping.is_set():
+            try:
+                feeds = await asyncio.to_thread(self._due_feeds)
+            except Exception:
+                logger.exception("could not read the due feeds; the next look tries again")
+                break
+            if not feeds:
+                break
+            crawled = True
+            try:
+                if not await self._crawl(feeds):
+                    break
+            finally:
+                if self.shared:  # the leases its crawl did not record (a failed feed): due again for anyone
+                    await asyncio.to_thread(leases.release, self.engine, self.worker)
+            if not self.shared or len(feeds) < self.batch:
+                break
+        if crawled:
+            await self.fetch_texts()
+
+    async def _crawl(self, feeds: list[Any]) -> bool:
         crawler = self.runner.create_crawler(FeedsSpider)
         started = time.monotonic()
         self.polling = self.runner.crawl(crawler, feeds=feeds)
@@ -72,9 +96,9 @@ class Daemon:
             await asyncio.shield(self.polling)  # a cancelled job must not cancel the crawl under it
         except Exception:
             logger.exception("poll of %d feeds failed; the feeds stay due and the next look tries again", len(feeds))
-            return
+            return False
         log_cycle(crawler.stats.get_stats() if crawler.stats else {}, len(feeds), time.monotonic() - started)
-        await self.fetch_texts()
+        return True
 
     async def fetch_texts(self) -> None:
         """Fetch and extract the new articles of the fulltext sources (after a poll: it stored them)."""
@@ -94,12 +118,28 @@ class Daemon:
                                                if k.startswith("talentwatch/text/")))
 
     def _due_feeds(self) -> list[Any]:
+        if self.shared:
+            with Session(self.engine) as session, session.begin():
+                return leases.lease_due(session, self.sources, self.worker, self.lease, self.batch, utcnow())
         with Session(self.engine) as session:
             return feeds_to_poll(session, self.sources, now=utcnow())
 
-    async def digest_job(self, job: Callable[[Config], Any]) -> None:
+    async def heartbeat(self) -> None:
         try:
-            await asyncio.to_thread(job, self.config)
+            await asyncio.to_thread(leases.heartbeat, self.engine, self.worker, self.lease)
+        except Exception:
+            logger.exception("heartbeat failed; leases expire unless the next one succeeds")
+
+    async def digest_job(self, job: Callable[[Config], Any]) -> None:
+        def once() -> None:
+            with job_lock(self.engine, DIGEST_JOB_KEY) as mine:
+                if mine:
+                    job(self.config)
+                else:
+                    logger.info("digest job: another daemon is running it")
+
+        try:
+            await asyncio.to_thread(once)
         except Exception:
             logger.exception("digest job failed; the next run tries again")
 
@@ -120,6 +160,9 @@ class Daemon:
                           misfire_grace_time=3600)
         scheduler.add_job(self.digest_job, IntervalTrigger(hours=1), args=[digest.retry_unsent], id="digest-retry",
                           max_instances=1, coalesce=True)
+        if self.shared:
+            scheduler.add_job(self.heartbeat, IntervalTrigger(seconds=max(1.0, self.lease / 4)), id="heartbeat",
+                              max_instances=1, coalesce=True)
         for alert in self.config.alerts:
             scheduler.add_job(self.alert_job, IntervalTrigger(seconds=alert.every), args=[alert],
                               id=f"alert-{alert.id}", max_instances=1, coalesce=True, misfire_grace_time=None)
@@ -129,14 +172,21 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._signal, sig)
+        if self.shared:
+            await asyncio.to_thread(leases.heartbeat, self.engine, self.worker, self.lease)  # registers it
         scheduler = self.schedule()
         scheduler.start()
-        logger.info("started: %d feeds of %d sources, looking for due feeds every %.0f s",
-                    sum(len(s.feeds) for s in self.sources), len(self.sources), poll_tick(self.sources))
+        logger.info("started: %d feeds of %d sources, looking for due feeds every %.0f s%s",
+                    sum(len(s.feeds) for s in self.sources), len(self.sources), poll_tick(self.sources),
+                    f"; worker {self.worker}, sharing the feeds with other daemons (lease {self.lease:g} s)"
+                    if self.shared else "")
         await self.stopping.wait()
         scheduler.pause()
         await self._finish_crawl()
         scheduler.shutdown(wait=False)
+        if self.shared:
+            released = await asyncio.to_thread(leases.release, self.engine, self.worker, True)
+            logger.info("released %d leases", released)
         self.engine.dispose()
         logger.info("stopped")
 

@@ -36,5 +36,6 @@ def crawl_settings(config: Config) -> dict[str, Any]:
         USER_AGENT=config.get("crawl", "user_agent"),
         TALENTWATCH_DATABASE_URL=config.database_url,
         TALENTWATCH_TOPICS=str(config.topics_path),
+        TALENTWATCH_WORKER_ID=config.worker_id,  # recorded on each feed it polls (status: who polled it)
     )
     return settings

@@ -28,6 +28,7 @@ class _DatabaseWriter:
 
     def __init__(self, crawler: Crawler, url: str) -> None:
         self.stats, self.url = crawler.stats, url
+        self.worker: str | None = crawler.settings.get("TALENTWATCH_WORKER_ID")
         self.engine: Engine | None = None
         self.executor: ThreadPoolExecutor | None = None
 
@@ -78,7 +79,7 @@ class StorePipeline(_DatabaseWriter):
         batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
         self.writing = True
         written = asyncio.get_running_loop().run_in_executor(
-            self.executor, save_fetches, self.engine, [fetch for fetch, _ in batch])
+            self.executor, save_fetches, self.engine, [fetch for fetch, _ in batch], self.worker)
         written.add_done_callback(partial(self._written, batch))
 
     def _written(self, batch: list[tuple[FeedFetch, asyncio.Future[SaveResult]]],

@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
 
@@ -71,9 +71,26 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
     return before, current_revision(engine)
 
 
+SCHEMA_LOCK = 0x74770003  # "tw" + 3: PostgreSQL advisory lock around creating the schema
+
+
 def open_database(url: str) -> Engine:
-    """Open the database: create a new one at head; refuse one that is behind (DatabaseOutdated)."""
+    """Open the database: create a new one at head; refuse one that is behind (DatabaseOutdated). On PostgreSQL,
+    where several daemons may start at once, one creates the schema while the others wait."""
     engine = make_engine(url)
+    if engine.dialect.name != "postgresql":
+        return _opened(engine)
+    with engine.connect() as conn:
+        conn.execute(text("select pg_advisory_lock(:k)"), {"k": SCHEMA_LOCK})
+        conn.commit()
+        try:
+            return _opened(engine)
+        finally:
+            conn.execute(text("select pg_advisory_unlock(:k)"), {"k": SCHEMA_LOCK})
+            conn.commit()
+
+
+def _opened(engine: Engine) -> Engine:
     current = current_revision(engine)
     if current is None and not inspect(engine).get_table_names():
         upgrade(engine)

@@ -1,7 +1,7 @@
-"""One daemon per database: a lock that the operating system releases when its holder dies, even by kill -9.
-
-SQLite: an exclusive ``flock`` on ``<database file>.lock``, which records the holder's pid and host.
-PostgreSQL: a session advisory lock held on a dedicated connection whose application_name names the holder.
+"""One daemon per SQLite database: a lock that the operating system releases when its holder dies, even by kill -9:
+an exclusive ``flock`` on ``<database file>.lock``, which records the holder's pid and host. On PostgreSQL several
+daemons share the work (store/leases.py); a job that must run on one of them at a time takes ``job_lock``, a
+PostgreSQL advisory lock, which dies with its connection.
 """
 
 from __future__ import annotations
@@ -9,13 +9,14 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
-ADVISORY_KEY = 0x74770001  # "tw" + 1: talentwatch's daemon
+DIGEST_JOB_KEY = 0x74770002  # "tw" + 2: the weekly digest job
 
 
 class AlreadyRunning(Exception):
@@ -27,25 +28,20 @@ def holder_name() -> str:
 
 
 class DaemonLock:
+    """The SQLite database's single daemon; on PostgreSQL it holds nothing (several daemons share the feeds)."""
+
     def __init__(self, database_url: str) -> None:
         self.url = make_url(database_url)
         self._fd: int | None = None
-        self._conn: Connection | None = None
 
     def acquire(self) -> None:
         if self.url.get_backend_name() == "sqlite":
             self._acquire_file(Path(f"{self.url.database}.lock"))
-        else:
-            self._acquire_advisory()
 
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
-        if self._conn is not None:
-            self._conn.close()
-            self._conn.engine.dispose()
-            self._conn = None
 
     def _acquire_file(self, path: Path) -> None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -54,21 +50,26 @@ class DaemonLock:
         except BlockingIOError:
             holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
             os.close(fd)
-            raise AlreadyRunning(f"a daemon is already running on this database ({holder}; lock {path})") from None
+            raise AlreadyRunning(f"a daemon is already running on this database ({holder}; lock {path}); "
+                                 "several daemons need PostgreSQL ([database] url)") from None
         os.ftruncate(fd, 0)
         os.write(fd, holder_name().encode())
         self._fd = fd
 
-    def _acquire_advisory(self) -> None:
-        engine = create_engine(self.url, poolclass=NullPool, connect_args={"application_name": holder_name()[:63]})
-        conn = engine.connect()
-        if conn.execute(text("select pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY}).scalar():
-            conn.commit()
-            self._conn = conn
-            return
-        holder = conn.execute(text(
-            "select a.application_name from pg_locks l join pg_stat_activity a on a.pid = l.pid"
-            " where l.locktype = 'advisory' and l.objid = :k and l.granted"), {"k": ADVISORY_KEY}).scalar()
-        conn.close()
-        engine.dispose()
-        raise AlreadyRunning(f"a daemon is already running on this database ({holder or 'another process'})")
+
+@contextmanager
+def job_lock(engine: Engine, key: int) -> Iterator[bool]:
+    """True when this process may run the job now: PostgreSQL's advisory lock ``key`` was free (held until the
+    block ends, or the connection dies); always True on SQLite (one daemon)."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    with engine.connect() as conn:
+        mine = bool(conn.execute(text("select pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        conn.commit()
+        try:
+            yield mine
+        finally:
+            if mine:
+                conn.execute(text("select pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()

@@ -79,6 +79,9 @@ class Feed(Base):
     next_due: Mapped[datetime | None] = mapped_column(index=True)
     disabled: Mapped[bool] = mapped_column(default=False)  # set on 410 Gone; a changed URL is a new, enabled row
     fetch_url: Mapped[str | None] = mapped_column(Text)  # where a permanent redirect (301, 308) moved the feed
+    polled_by: Mapped[str | None] = mapped_column(String(128))  # the worker (host:pid) whose poll was recorded last
+    leased_by: Mapped[str | None] = mapped_column(String(128), index=True)  # PostgreSQL: the worker polling it now
+    lease_until: Mapped[datetime | None]  # ... until then (the database's clock), unless it renews
     source: Mapped[Source] = relationship(back_populates="feeds")
 
 
@@ -163,6 +166,15 @@ class Judgement(Base):
     topic_id: Mapped[str] = mapped_column(ForeignKey("topics.id"), primary_key=True)
     relevant: Mapped[bool]
     judged: Mapped[datetime]
+
+
+class Worker(Base):
+    """A daemon sharing the feeds of a PostgreSQL database (store/leases.py); its row goes when it stops cleanly."""
+
+    __tablename__ = "workers"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # host:pid, or [daemon] worker_id
+    started: Mapped[datetime]
+    heartbeat: Mapped[datetime]  # the database's clock
 
 
 class Outgoing:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine, Select, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload
 
@@ -23,9 +23,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+SYNC_LOCK = 0x74770004  # "tw" + 4: PostgreSQL advisory lock of sync_config's transaction
+
+
 def sync_config(session: Session, sources: Sequence[Source], topics: Iterable, entities: Iterable) -> None:
     """Mirror the configured sources, feeds, topics and entities into their tables (rows are never deleted:
-    stored items keep their references)."""
+    stored items keep their references). On PostgreSQL, daemons starting together take turns (the lock ends with
+    the caller's transaction)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("select pg_advisory_xact_lock(:k)"), {"k": SYNC_LOCK})
     for s in sources:
         session.merge(m.Source(id=s.id, name=s.name, site=s.site, language=s.language))
     session.flush()
@@ -62,7 +68,7 @@ class SaveResult:
     tagged: int = 0
 
 
-def save_fetch(engine: Engine, fetch: FeedFetch) -> SaveResult:
+def save_fetch(engine: Engine, fetch: FeedFetch, worker: str | None = None) -> SaveResult:
     """Store a fetch's articles (idempotently) and the feed's new state, in one transaction.
 
     A concurrent writer may insert the same article between our read and our write; the unique key then
@@ -71,44 +77,46 @@ def save_fetch(engine: Engine, fetch: FeedFetch) -> SaveResult:
     for attempt in (1, 2):
         try:
             with Session(engine) as session, session.begin():
-                return _save(session, fetch)
+                return _save(session, fetch, worker)
         except IntegrityError:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
-def save_fetches(engine: Engine, fetches: Sequence[FeedFetch]) -> list[SaveResult | Exception]:
+def save_fetches(engine: Engine, fetches: Sequence[FeedFetch], worker: str | None = None
+                 ) -> list[SaveResult | Exception]:
     """Store several fetches in one transaction, each as ``save_fetch`` would, one after the other, then give
     their new items stories together (``assign_new`` takes a batch in publication order); when that transaction
     fails, store each in its own (``save_fetch``), so that one bad fetch fails alone, unless the database itself
     refused (locked, read-only: each would wait and fail the same; all fail with that error). Each fetch's
-    articles and feed state are always committed together."""
+    articles and feed state are always committed together. ``worker`` (host:pid) is recorded as the feeds' poller;
+    their leases (store/leases.py) end with the commit."""
     try:
         with Session(engine) as session, session.begin():
             results = [_save_articles(session, fetch) for fetch in fetches]
             assign_new(session, [a.key for fetch in fetches for a in fetch.articles])  # stories: store/stories.py
-            _record_fetches(session, fetches)
+            _record_fetches(session, fetches, worker)
             return results
     except OperationalError as e:  # the database refuses writes (locked, read-only, full): so would it each fetch's
         if not e.connection_invalidated:  # ... unless the connection was lost (a fresh one may do)
             return [e] * len(fetches)
     except Exception:  # a bad fetch, maybe: each fetch again, alone
         pass
-    return [_attempt(engine, fetch) for fetch in fetches]
+    return [_attempt(engine, fetch, worker) for fetch in fetches]
 
 
-def _attempt(engine: Engine, fetch: FeedFetch) -> SaveResult | Exception:
+def _attempt(engine: Engine, fetch: FeedFetch, worker: str | None) -> SaveResult | Exception:
     try:
-        return save_fetch(engine, fetch)
+        return save_fetch(engine, fetch, worker)
     except Exception as e:  # handed to the caller, which reports it for this fetch only
         return e
 
 
-def _save(session: Session, fetch: FeedFetch) -> SaveResult:
+def _save(session: Session, fetch: FeedFetch, worker: str | None) -> SaveResult:
     result = _save_articles(session, fetch)
     assign_new(session, [a.key for a in fetch.articles])  # stories: store/stories.py
-    _record_fetches(session, [fetch])
+    _record_fetches(session, [fetch], worker)
     return result
 
 
@@ -208,9 +216,9 @@ def _changed(item: Any, a: Article) -> bool:
         a.published is not None and item.published != a.published)
 
 
-def _record_fetches(session: Session, fetches: Sequence[FeedFetch]) -> None:
-    """Write each fetch's outcome onto its feed row (status, error, validators, next due time): one read and one
-    update for all of them."""
+def _record_fetches(session: Session, fetches: Sequence[FeedFetch], worker: str | None = None) -> None:
+    """Write each fetch's outcome onto its feed row (status, error, validators, next due time, the worker; the
+    lease ends): one read and one update for all of them."""
     ids = {f.feed_id for f in fetches if f.feed_id is not None}  # None: an archive fetch (recrawl), no feed state
     if not ids:
         return
@@ -222,7 +230,8 @@ def _record_fetches(session: Session, fetches: Sequence[FeedFetch]) -> None:
         feed = feeds.get(fetch.feed_id)  # type: ignore[arg-type]
         if feed is None:
             continue
-        feed.update(last_fetch=fetch.fetched, last_status=fetch.status)
+        feed.update(last_fetch=fetch.fetched, last_status=fetch.status, polled_by=worker, leased_by=None,
+                    lease_until=None)
         if fetch.error:
             feed.update(failures=feed["failures"] + 1, last_error=fetch.error)
         else:

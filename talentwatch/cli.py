@@ -226,7 +226,7 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
     sources = _load_sources(config)
     alert_searches = searches(config)  # a bad alert stops the daemon before it starts
     _open_synced(config, sources).dispose()
-    lock = DaemonLock(config.database_url)
+    lock = DaemonLock(config.database_url)  # SQLite: one daemon; PostgreSQL: any number, sharing the feeds
     lock.acquire()
     try:
         scheduler.configure_logging(args.log_level, args.log_file)
@@ -512,12 +512,13 @@ def status_record(feed: Any, items_week: int) -> dict[str, Any]:
         "source": feed.source_id, "feed_url": feed.url, "last_fetch": _iso(feed.last_fetch),
         "last_success": _iso(feed.last_success), "last_status": feed.last_status, "failures": feed.failures,
         "next_due": _iso(feed.next_due), "last_error": feed.last_error, "items_week": items_week,
-        "disabled": feed.disabled,
+        "disabled": feed.disabled, "worker": feed.polled_by,
     }
 
 
 def cmd_status(config: Config, args: argparse.Namespace) -> int:
     from digest.alerts import statuses
+    from store.leases import workers
     from store.queries import feed_status, utcnow
 
     engine = _open_synced(config, _load_sources(config))
@@ -526,14 +527,18 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         records = [status_record(f, n) for f, n in feeds]
         alerts = [{"alert": a.id, "last_sent": _iso(a.last_sent), "stories": a.stories, "pending": a.pending,
                    "last_error": a.last_error} for a in statuses(session, config.alerts)]
+        shared = engine.dialect.name == "postgresql"
+        live = [{"worker": w.id, "started": _iso(w.started), "heartbeat": _iso(w.heartbeat), "live": w.live,
+                 "feeds_hour": w.feeds_hour, "leases": w.leases}
+                for w in (workers(session, config.get("daemon", "lease")) if shared else [])]
     if args.format == "json":
-        for r in [*records, *alerts]:
+        for r in [*records, *alerts, *live]:
             sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")
         return EXIT_OK
-    table = Table("source", "feed", "last fetch", "last success", "fail", "next due", "week", "last error")
+    table = Table("source", "feed", "last fetch", "last success", "fail", "next due", "week", "worker", "last error")
     for r, (feed, _) in zip(records, feeds, strict=True):
         table.add_row(r["source"], r["feed_url"], _short(r["last_fetch"]), _short(r["last_success"]),
-                      str(r["failures"]), _short(r["next_due"]), str(r["items_week"]),
+                      str(r["failures"]), _short(r["next_due"]), str(r["items_week"]), r["worker"] or "-",
                       _status_note(r, feed.fetch_url))
     console.print(table)
     if alerts:
@@ -541,6 +546,12 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         for a in alerts:
             table.add_row(a["alert"], _short(a["last_sent"]), str(a["stories"]), str(a["pending"]),
                           a["last_error"] or "")
+        console.print(table)
+    if live:
+        table = Table("worker", "started", "last heartbeat", "state", "feeds polled (1 h)", "leases")
+        for w in live:
+            table.add_row(w["worker"], _short(w["started"]), w["heartbeat"][:19].replace("T", " "),
+                          "live" if w["live"] else "gone", str(w["feeds_hour"]), str(w["leases"]))
         console.print(table)
     return EXIT_OK
 

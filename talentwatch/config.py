@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -100,6 +101,9 @@ OPTIONS: dict[tuple[str, str], tuple[Any, Callable[[Any], Any]]] = {
     ("archive", "terms"): (None, _str_list),  # search terms for gnews/gdelt; default: derived from the topics
     ("web", "host"): ("127.0.0.1", _str),  # `talentwatch serve`; not loopback: only with TALENTWATCH_WEB_PASSWORD
     ("web", "port"): (8750, _port),
+    ("daemon", "worker_id"): (None, _str),  # default: host:pid
+    ("daemon", "lease"): ("2m", parse_duration),  # PostgreSQL: how long a daemon holds the feeds it took
+    ("daemon", "batch"): (50, _positive_int),  # PostgreSQL: due feeds a daemon takes at a time
 }
 
 
@@ -178,6 +182,10 @@ class Config:
 
     def get(self, table: str, key: str) -> Any:
         return self.values[(table, key)]
+
+    @property
+    def worker_id(self) -> str:
+        return self.get("daemon", "worker_id") or f"{socket.gethostname()}:{os.getpid()}"
 
     @property
     def database_url(self) -> str:

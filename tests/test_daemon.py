@@ -160,16 +160,3 @@ def test_one_daemon_per_database(home: Home, feed_server: FeedServer, daemons) -
     third = daemons(home)
     wait_for(lambda: "started:" in third.log_text(), what="a new daemon after kill -9")
     assert third.stop() == 0
-
-
-def test_one_daemon_per_postgresql_database(pg_home: Home, feed_server: FeedServer, daemons) -> None:
-    feed_server.put("/a.xml", rss([("a1", "A")]))
-    pg_home.write_config([("s", [feed_server.url("/a.xml")])])
-    first = daemons(pg_home)
-    wait_for(lambda: count(pg_home) == 1, what="the first daemon's crawl")
-    second = pg_home.run("run")
-    assert second.code == 2 and f"pid={first.proc.pid}" in second.err
-    first.stop(signal.SIGKILL)
-    third = daemons(pg_home)
-    wait_for(lambda: "started:" in third.log_text(), what="a new daemon after kill -9")
-    assert third.stop() == 0

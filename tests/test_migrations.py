@@ -12,7 +12,8 @@ from sqlalchemy import inspect, text
 from store.db import DatabaseOutdated, alembic_config, current_revision, head_revision, make_engine, open_database
 
 TABLES = {"sources", "feeds", "items", "topics", "entities", "tags", "item_entities", "alembic_version",
-          "story_keys", "term_counts", "digests", "judgements", "alert_messages", "alert_stories"}
+          "story_keys", "term_counts", "digests", "judgements", "alert_messages", "alert_stories",
+          "workers"}
 
 
 def check_upgrade_and_drift(url: str) -> None:

@@ -1,0 +1,143 @@
+"""Several daemons on one PostgreSQL database (real subprocesses, a scratch database, 300 loopback feeds): they share
+the polling through leases, a killed one's feeds come back, a stopped one releases its leases at once, and the
+weekly digest is sent once whatever the number of daemons."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from itertools import pairwise
+
+from conftest import FeedServer, Home
+from test_daemon import daemons, wait_for  # noqa: F401 (daemons is a fixture)
+from test_digest_send import Smtp, smtp  # noqa: F401 (smtp is a fixture)
+
+FEEDS = 300
+INTERVAL = 10.0
+LEASE = 8.0
+TICK = INTERVAL / 2  # the daemon's look for due feeds (scheduler.poll_tick)
+SLACK = TICK + 5.0  # a due feed waits for the next look and for the batches before it
+
+
+def feed(n: int) -> bytes:
+    when = format_datetime(datetime.now(UTC) - timedelta(hours=1))
+    return (f"<?xml version='1.0'?><rss version='2.0'><channel><title>f{n}</title><item><title>Item of feed {n}"
+            f"</title><link>https://news.example.com/f{n}</link><guid>f{n}</guid><pubDate>{when}</pubDate>"
+            f"</item></channel></rss>").encode()
+
+
+def test_three_daemons_share_300_feeds_survive_kill_9_and_send_one_digest(
+        pg_home: Home, feed_server: FeedServer, smtp: Smtp, daemons) -> None:  # noqa: F811
+    for n in range(FEEDS):
+        feed_server.put(f"/f{n}.xml", feed(n), delay=0.05)
+    urls = [feed_server.url(f"/f{n}.xml") for n in range(FEEDS)]
+    pg_home.write_config([])
+    (pg_home.path / "sources.toml").write_text(
+        f'[[source]]\nid = "farm"\nfeeds = {urls!r}\ninterval = "{INTERVAL:g}s"\n'.replace("'", '"'))
+    due = (datetime.now(UTC) + timedelta(seconds=90)).replace(second=0, microsecond=0)  # 30 to 90 s from now
+    schedule = f"{due:%a} {due:%H:%M}".lower()
+    pg_home.config.write_text(pg_home.config.read_text() + (
+        f'\n[digest]\nschedule = "{schedule}"\ntimezone = "UTC"\nto = ["a@example.org"]\nsender = "t@example.org"\n'
+        f'\n[smtp]\nurl = "{smtp.url}"\n\n[daemon]\nlease = "{LEASE:g}s"\nbatch = 50\n'))
+
+    started = time.monotonic()
+    runs = [daemons(pg_home) for _ in range(3)]
+    ids = [f"{socket.gethostname()}:{d.proc.pid}" for d in runs]
+    wait_for(lambda: _count(pg_home, "select count(*) from items") == FEEDS, timeout=90, what="every feed's item")
+    time.sleep(INTERVAL)
+    status = pg_home.run("status", "--format", "json").json_lines()
+    workers = {r["worker"]: r for r in status if "live" in r}
+    assert set(workers) == set(ids) and all(w["live"] for w in workers.values())
+    assert all(w["feeds_hour"] > 0 for w in workers.values()), workers  # each daemon polls a share
+    assert {r["worker"] for r in status if "feed_url" in r} == set(ids)
+
+    # the digest's minute comes while the three run: each fires its job; one email
+    wait_for(lambda: len(smtp.recorder.messages) >= 1, timeout=150, what="the digest")
+    time.sleep(3)
+    assert all(d.proc.poll() is None for d in runs)
+
+    # kill -9 one daemon while it holds leases (mid-crawl): its feeds come back after the lease
+    deadline = time.monotonic() + 30
+    while not _rows(pg_home, "select 1 from feeds where leased_by = :w", w=ids[0]):
+        assert time.monotonic() < deadline, "the first daemon never held a lease"
+        time.sleep(0.02)
+    runs[0].stop(signal.SIGKILL)
+    killed_at = time.monotonic()
+    orphaned = {u for (u,) in _rows(pg_home, "select url from feeds where leased_by = :w", w=ids[0])}
+    assert orphaned
+
+    time.sleep(INTERVAL)
+    # SIGTERM another: its leases go at once, with its worker row
+    assert runs[1].stop(signal.SIGTERM) == 0
+    assert _rows(pg_home, "select count(*) from feeds where leased_by = :w", w=ids[1]) == [(0,)]
+    assert _rows(pg_home, "select count(*) from workers where id = :w", w=ids[1]) == [(0,)]
+    assert "released" in runs[1].log_text()
+
+    time.sleep(max(LEASE + INTERVAL + SLACK, 6 * INTERVAL - (time.monotonic() - started)))
+    ended = time.monotonic()
+    assert runs[2].stop() == 0
+
+    # the request log: every feed polled each interval, none twice in one, apart from the killed daemon's crawl
+    paths = {f"/f{n}.xml": u for n, u in enumerate(urls)}
+    late = []
+    for path, url in paths.items():
+        times = [r.at for r in feed_server.requests_for(path)]
+        assert times and times[0] - started < 60, path
+        assert ended - times[-1] <= INTERVAL + SLACK, (path, ended - times[-1])
+        for a, b in pairwise(times):
+            spans_kill = a <= killed_at <= b
+            if spans_kill and url in orphaned:
+                assert b - killed_at <= LEASE + INTERVAL + SLACK, (path, b - killed_at)
+                continue
+            assert b - a >= INTERVAL - 1.0, (path, b - a)  # never twice in one interval
+            if b - a > INTERVAL + SLACK:
+                late.append((path, round(b - a, 1)))
+    assert not late, late[:10]
+    assert _count(pg_home, "select count(*) from items") == FEEDS  # nothing stored twice, nothing lost
+    assert _count(pg_home, "select count(distinct key) from items") == FEEDS
+    assert _count(pg_home, "select count(*) from feeds where leased_by is not null") == 0
+    assert len(smtp.recorder.messages) == 1 and b"talentwatch digest" in smtp.recorder.messages[0][2]
+    assert _count(pg_home, "select count(*) from digests where status = 'sent'") == 1
+    gone = [r for r in pg_home.run("status", "--format", "json").json_lines() if "live" in r]
+    assert [w["worker"] for w in gone] == [ids[0]] and not gone[0]["live"]  # the killed one, shown as gone
+
+
+def test_a_second_daemon_on_sqlite_is_refused_and_told_about_postgresql(home: Home, feed_server: FeedServer,
+                                                                        daemons) -> None:  # noqa: F811
+    feed_server.put("/a.xml", feed(0))
+    home.write_config([("s", [feed_server.url("/a.xml")])])
+    first = daemons(home)
+    wait_for(lambda: _count(home, "select count(*) from items") == 1, what="the first daemon's crawl")
+    second = home.run("run")
+    assert second.code == 2 and f"pid={first.proc.pid}" in second.err
+    assert "several daemons need PostgreSQL" in second.err
+    assert first.stop() == 0
+
+
+def test_status_shows_the_worker_that_polled_each_feed(pg_home: Home, feed_server: FeedServer) -> None:
+    feed_server.put("/a.xml", feed(0))
+    pg_home.write_config([("s", [feed_server.url("/a.xml")])],
+                         extra='\n[daemon]\nworker_id = "crawler-7"\n')
+    assert pg_home.run("crawl").code == 0
+    (row,) = [r for r in pg_home.run("status", "--format", "json").json_lines() if "feed_url" in r]
+    assert row["worker"] == "crawler-7"
+    assert "crawler-7" in pg_home.run("status", env={"COLUMNS": "200"}).out
+    pg_home.config.write_text(pg_home.config.read_text().replace('worker_id = "crawler-7"', 'lease = "soon"'))
+    wrong = pg_home.run("status")
+    assert wrong.code == 2 and "[daemon] lease" in wrong.err
+
+
+def _rows(home: Home, query: str, **params: object) -> list[tuple]:
+    try:
+        return home.sql(query, **params)
+    except Exception:  # the database is not created yet
+        return []
+
+
+def _count(home: Home, query: str) -> int:
+    rows = _rows(home, query)
+    return rows[0][0] if rows else 0
+
