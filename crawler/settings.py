@@ -37,5 +37,6 @@ def crawl_settings(config: Config) -> dict[str, Any]:
         TALENTWATCH_DATABASE_URL=config.database_url,
         TALENTWATCH_TOPICS=str(config.topics_path),
         TALENTWATCH_WORKER_ID=config.worker_id,  # recorded on each feed it polls (status: who polled it)
+        TALENTWATCH_LEASE=config.get("daemon", "lease"),  # PostgreSQL: how long it holds feeds and articles
     )
     return settings

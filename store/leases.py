@@ -4,7 +4,8 @@ A daemon (a *worker*, id host:pid) takes a batch of due feeds with ``SELECT ... 
 the same transaction, writes its id and a lease expiry on them; another daemon's select skips the locked rows while
 that transaction runs and the leased ones after it commits. The worker renews its leases while its crawl runs
 (``heartbeat``); recording a feed's poll clears the feed's lease (store/queries.py); a worker that stops cleanly
-releases the rest at once. A worker killed with ``kill -9`` renews nothing: once its leases expire, the feeds are
+releases the rest at once. Items whose articles a worker fetches for full text are leased the same way
+(store/texts.py). A worker killed with ``kill -9`` renews nothing: once its leases expire, the feeds are
 due for any other worker. Every lease time is the database's own clock (``now()``), never a worker's, so machines
 with skewed clocks still agree. SQLite keeps one daemon (store/lock.py) and needs none of this.
 """
@@ -50,9 +51,11 @@ def heartbeat(engine: Engine, worker: str, lease: float) -> int:
     with Session(engine) as session, session.begin():
         session.execute(insert(m.Worker).values(id=worker, started=func.now(), heartbeat=func.now())
                         .on_conflict_do_update(index_elements=[m.Worker.id], set_={"heartbeat": func.now()}))
-        renewed = session.execute(update(m.Feed).where(m.Feed.leased_by == worker)
-                                  .values(lease_until=func.now() + timedelta(seconds=lease)))
-        return renewed.rowcount
+        until = func.now() + timedelta(seconds=lease)
+        renewed = session.execute(update(m.Feed).where(m.Feed.leased_by == worker).values(lease_until=until))
+        texts = session.execute(update(m.Item).where(m.Item.text_leased_by == worker, m.Item.text_status.is_(None))
+                                .values(text_lease_until=until))
+        return renewed.rowcount + texts.rowcount
 
 
 def release(engine: Engine, worker: str, stopping: bool = False) -> int:
@@ -60,6 +63,8 @@ def release(engine: Engine, worker: str, stopping: bool = False) -> int:
     with Session(engine) as session, session.begin():
         released = session.execute(update(m.Feed).where(m.Feed.leased_by == worker)
                                    .values(leased_by=None, lease_until=None)).rowcount
+        released += session.execute(update(m.Item).where(m.Item.text_leased_by == worker)
+                                    .values(text_leased_by=None, text_lease_until=None)).rowcount
         if stopping:
             session.execute(delete(m.Worker).where(m.Worker.id == worker))
         return released

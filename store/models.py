@@ -105,6 +105,8 @@ class Item(Base):
     text: Mapped[str | None] = mapped_column(Text)
     text_status: Mapped[str | None] = mapped_column(String(16))
     story_id: Mapped[int | None] = mapped_column(index=True)
+    text_leased_by: Mapped[str | None] = mapped_column(String(128))  # PostgreSQL: the worker fetching its article
+    text_lease_until: Mapped[datetime | None]  # ... until then (the database's clock)
     tags: Mapped[list[Tag]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
     entities: Mapped[list[ItemEntity]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 

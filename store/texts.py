@@ -3,7 +3,9 @@
 An item of a fulltext source is fetched once: while its ``text_status`` is NULL and it was fetched from its feed
 recently (``RECENT``), the next crawl picks it up, newest first, at most ``LIMIT`` a crawl; any outcome (ok,
 paywalled, blocked, failed, skipped) is final until `recrawl`, which fetches every item of its range that has no
-text.
+text. On PostgreSQL, where several daemons (or a daemon and `recrawl`) may look at once, the items a crawl takes are
+leased to its worker as feeds are (store/leases.py): skipped by the others until the lease ends, the outcome is
+saved, or the worker gives them back.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, Select, func, select
+from sqlalchemy import Engine, Select, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from crawler.items import ArticleText
@@ -40,32 +42,48 @@ class PendingText:
 _COLUMNS = (m.Item.id, m.Item.source_id, m.Item.key, m.Item.url, m.Item.title, m.Item.summary, m.Item.published)
 
 
+@dataclass(frozen=True)
+class Lease:
+    worker: str
+    seconds: float
+
+
 def texts_to_fetch(session: Session, source_ids: Sequence[str], now: datetime | None = None,
-                   limit: int = LIMIT) -> list[PendingText]:
+                   limit: int = LIMIT, lease: Lease | None = None) -> list[PendingText]:
     """Items of ``source_ids`` never tried (``text_status`` NULL) with a link, fetched from their feeds in the
-    last ``RECENT``; newest first."""
+    last ``RECENT``; newest first. With ``lease`` (PostgreSQL; call in a transaction), those no other worker holds,
+    leased to this one."""
     since = (now or utcnow()) - RECENT
     query = select(*_COLUMNS).where(m.Item.source_id.in_(source_ids), m.Item.text_status.is_(None),
                                     m.Item.url.is_not(None), m.Item.fetched >= since)
-    return _pending(session, query, limit)
+    return _pending(session, query, limit, lease)
 
 
 def texts_missing(session: Session, source_ids: Sequence[str], start: datetime, end: datetime,
-                  limit: int | None = None) -> list[PendingText]:
+                  limit: int | None = None, lease: Lease | None = None) -> list[PendingText]:
     """`recrawl`: items of ``source_ids`` published in [start, end) (fetched in it when undated) with a link and no
-    text, whatever was tried before; newest first."""
+    text, whatever was tried before; newest first. ``lease`` as for ``texts_to_fetch``."""
     when = func.coalesce(m.Item.published, m.Item.fetched)
     query = select(*_COLUMNS).where(m.Item.source_id.in_(source_ids), m.Item.text.is_(None),
                                     m.Item.url.is_not(None), when >= start, when < end)
-    return _pending(session, query, limit)
+    return _pending(session, query, limit, lease)
 
 
-def _pending(session: Session, query: Select, limit: int | None) -> list[PendingText]:
+def _pending(session: Session, query: Select, limit: int | None, lease: Lease | None) -> list[PendingText]:
     when = func.coalesce(m.Item.published, m.Item.fetched)
     query = query.order_by(when.desc(), m.Item.id.desc())
     if limit is not None:
         query = query.limit(limit)
-    return [PendingText(*row) for row in session.execute(query)]
+    if lease is None or session.get_bind().dialect.name != "postgresql":
+        return [PendingText(*row) for row in session.execute(query)]
+    query = query.where(or_(m.Item.text_lease_until.is_(None), m.Item.text_lease_until < func.now()),
+                        ).with_for_update(skip_locked=True)
+    pending = [PendingText(*row) for row in session.execute(query)]
+    if pending:
+        session.execute(update(m.Item).where(m.Item.id.in_([p.item_id for p in pending]))
+                        .values(text_leased_by=lease.worker,
+                                text_lease_until=func.now() + timedelta(seconds=lease.seconds)))
+    return pending
 
 
 def save_text(engine: Engine, page: ArticleText) -> bool:
@@ -77,7 +95,7 @@ def save_text(engine: Engine, page: ArticleText) -> bool:
         item = session.get(m.Item, page.item_id, options=[selectinload(m.Item.tags), selectinload(m.Item.entities)])
         if item is None:
             return False
-        item.text_status = article.text_status
+        item.text_status, item.text_leased_by, item.text_lease_until = article.text_status, None, None
         if article.text_status == "ok":
             item.text, item.updated = article.text, utcnow()
             if item.published is None and article.published is not None:

@@ -141,3 +141,44 @@ def _count(home: Home, query: str) -> int:
     rows = _rows(home, query)
     return rows[0][0] if rows else 0
 
+
+
+def test_article_fetches_are_leased_to_one_worker_at_a_time(pg_url: str) -> None:
+    """Two workers asking at once for the articles to fetch get disjoint items (SKIP LOCKED while the other's
+    transaction is open, the lease after); saving an outcome or giving the leases back ends them."""
+    from sqlalchemy.orm import Session
+
+    from crawler.items import Article, ArticleText, FeedFetch
+    from store import models as m
+    from store.db import open_database
+    from store.leases import release
+    from store.queries import save_fetches
+    from store.texts import Lease, save_text, texts_to_fetch
+
+    engine = open_database(pg_url)
+    now = datetime.now(UTC)
+    with Session(engine) as session, session.begin():
+        session.add(m.Source(id="src", name="Src"))
+    articles = [Article(key=f"k{n}", url=f"https://news.example.com/{n}", guid=None, title=f"Story {n}",
+                        summary="", published=now - timedelta(minutes=n)) for n in range(6)]
+    assert not any(isinstance(r, Exception) for r in save_fetches(engine, [FeedFetch(
+        feed_id=None, source_id="src", url="archive:src", fetched=now, interval=60, status=200, articles=articles)]))
+
+    first, second = Session(engine), Session(engine)
+    with first.begin(), second.begin():  # both transactions open at once
+        a = texts_to_fetch(first, ["src"], limit=3, lease=Lease("w1", 60))
+        b = texts_to_fetch(second, ["src"], limit=10, lease=Lease("w2", 60))
+    first.close()
+    second.close()
+    assert len(a) == 3 and len(b) == 3 and not {p.item_id for p in a} & {p.item_id for p in b}
+    with Session(engine) as session, session.begin():
+        assert texts_to_fetch(session, ["src"], lease=Lease("w3", 60)) == []  # all leased
+
+    done = a[0]
+    save_text(engine, ArticleText(item_id=done.item_id, source_id="src", article=Article(
+        key=done.key, url=done.url, guid=None, title="", summary="", published=None, text_status="failed")))
+    assert release(engine, "w1") == 2  # the two it did not save
+    with Session(engine) as session, session.begin():
+        again = texts_to_fetch(session, ["src"], lease=Lease("w3", 60))
+    assert {p.item_id for p in again} == {p.item_id for p in a[1:]}
+    engine.dispose()

@@ -38,7 +38,7 @@ from crawler.linksafety import LINK_FROM, UnsafeLink, link_meta
 from crawler.sources import Source
 from crawler.spiders import NoProgress, Progress, describe_failure
 from store.db import make_engine
-from store.texts import PendingText, texts_missing, texts_to_fetch
+from store.texts import Lease, PendingText, texts_missing, texts_to_fetch
 
 logger = logging.getLogger(__name__)
 MAXSIZE = 5 * 1024 * 1024
@@ -101,11 +101,14 @@ class ArticlesSpider(Spider):
 
     def _pending(self) -> list[PendingText]:
         engine = make_engine(self.settings["TALENTWATCH_DATABASE_URL"])
+        worker = self.settings.get("TALENTWATCH_WORKER_ID")
+        lease = Lease(worker, self.settings.getfloat("TALENTWATCH_LEASE", 120.0)) if worker else None
         try:
-            with Session(engine) as session:
+            with Session(engine) as session, session.begin():  # the leases (PostgreSQL) commit with the read
                 if self.window is not None:
-                    return texts_missing(session, list(self.sources), self.window.start, self.window.end)
-                return texts_to_fetch(session, list(self.sources))
+                    return texts_missing(session, list(self.sources), self.window.start, self.window.end,
+                                         lease=lease)
+                return texts_to_fetch(session, list(self.sources), lease=lease)
         finally:
             engine.dispose()
 
