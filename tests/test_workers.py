@@ -82,7 +82,7 @@ def test_three_daemons_share_300_feeds_survive_kill_9_and_send_one_digest(
 
     # the request log: every feed polled each interval, none twice in one, apart from the killed daemon's crawl
     paths = {f"/f{n}.xml": u for n, u in enumerate(urls)}
-    late = []
+    late, failover = [], 0.0
     for path, url in paths.items():
         times = [r.at for r in feed_server.requests_for(path)]
         assert times and times[0] - started < 60, path
@@ -90,12 +90,15 @@ def test_three_daemons_share_300_feeds_survive_kill_9_and_send_one_digest(
         for a, b in pairwise(times):
             spans_kill = a <= killed_at <= b
             if spans_kill and url in orphaned:
-                assert b - killed_at <= LEASE + INTERVAL + SLACK, (path, b - killed_at)
+                failover = max(failover, b - a)
                 continue
             assert b - a >= INTERVAL - 1.0, (path, b - a)  # never twice in one interval
             if b - a > INTERVAL + SLACK:
                 late.append((path, round(b - a, 1)))
     assert not late, late[:10]
+    print(f"\nlongest gap in the killed daemon's feeds' polls: {failover:.1f} s (lease {LEASE:g} s, interval "
+          f"{INTERVAL:g} s)")
+    assert failover <= LEASE + INTERVAL + 2.0  # the lease runs out, then the next look (at most half an interval)
     assert _count(pg_home, "select count(*) from items") == FEEDS  # nothing stored twice, nothing lost
     assert _count(pg_home, "select count(distinct key) from items") == FEEDS
     assert _count(pg_home, "select count(*) from feeds where leased_by is not null") == 0
