@@ -301,9 +301,12 @@ class AlertStatus:
     last_error: str | None
 
 
-def statuses(session: Session, alerts: Iterable[Alert]) -> list[AlertStatus]:
-    """Each configured alert's last send, stories recorded, messages waiting and the latest error."""
-    ids = [a.id for a in alerts]
+def statuses(session: Session, ids: Iterable[str] | None = None) -> list[AlertStatus]:
+    """Each alert's last send, stories recorded, messages waiting and the latest error (``ids``: these alerts, in
+    this order; None: every alert that ever recorded a story)."""
+    if ids is None:
+        ids = session.scalars(select(m.AlertStory.alert).distinct().order_by(m.AlertStory.alert))
+    ids = list(ids)
     sent = dict(session.execute(select(m.AlertMessage.alert, func.max(m.AlertMessage.sent))
                                 .where(m.AlertMessage.alert.in_(ids)).group_by(m.AlertMessage.alert)).all())
     stories = dict(session.execute(select(m.AlertStory.alert, func.count()).where(m.AlertStory.alert.in_(ids))

@@ -526,7 +526,7 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         feeds = feed_status(session, utcnow())
         records = [status_record(f, n) for f, n in feeds]
         alerts = [{"alert": a.id, "last_sent": _iso(a.last_sent), "stories": a.stories, "pending": a.pending,
-                   "last_error": a.last_error} for a in statuses(session, config.alerts)]
+                   "last_error": a.last_error} for a in statuses(session, [a.id for a in config.alerts])]
         shared = engine.dialect.name == "postgresql"
         live = [{"worker": w.id, "started": _iso(w.started), "heartbeat": _iso(w.heartbeat), "live": w.live,
                  "feeds_hour": w.feeds_hour, "leases": w.leases}
@@ -718,7 +718,8 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
     if not loopback and password is None:
         raise UsageError(f"serve: host {host} ([web] host or --host) is not loopback: set TALENTWATCH_WEB_PASSWORD "
                          "so that every page needs it")
-    app = create_app(open_database(config.database_url), config.topics_path, password)
+    app = create_app(open_database(config.database_url), config.topics_path, password,
+                     config.get("daemon", "lease"))
     print(f"talentwatch workbench on http://{host}:{port}/", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
     return EXIT_OK

@@ -101,6 +101,22 @@ class Home:
             engine.dispose()
 
 
+def web_page(home: Home, path: str, lease: float = 120.0) -> str:
+    """A page of the workbench (web/app.py) on the home's database, through Starlette's test client."""
+    from starlette.testclient import TestClient
+
+    from store.db import open_database
+    from talentwatch.config import DEFAULTS_DIR
+    from web.app import create_app
+
+    engine = open_database(home.database_url)
+    try:
+        with TestClient(create_app(engine, DEFAULTS_DIR / "topics.toml", lease=lease)) as client:
+            return client.get(path).text
+    finally:
+        engine.dispose()
+
+
 def write_labelled(tmp_path: Path, *lines: object) -> Path:
     """tmp_path/items.jsonl for `rules test`: each line a labelled item (a dict) or raw text."""
     path = tmp_path / "items.jsonl"

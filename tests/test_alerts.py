@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import FeedServer, Home
+from conftest import FeedServer, Home, web_page
 from test_daemon import daemons, wait_for  # noqa: F401 (daemons is a fixture)
 from test_digest_send import TOPICS, Recorder, Smtp, _execute, free_port, smtp  # noqa: F401 (smtp: fixture)
 
@@ -101,6 +101,8 @@ def test_daemon_sends_each_new_story_once_per_alert_and_waits_for_min_outlets(
     assert status["wide"]["stories"] == 1
     table = home.run("status").out
     assert "travel" in table and "stories sent" in table
+    page = web_page(home, "/sources").split("<h2>Alerts</h2>")[1]
+    assert "<td>travel</td>" in page and "<td>wide</td>" in page and "never" not in page
 
 
 def test_crash_after_delivery_resends_the_same_message_only_after_the_lease(

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from itertools import pairwise
 
-from conftest import FeedServer, Home
+from conftest import FeedServer, Home, web_page
 from test_daemon import daemons, wait_for  # noqa: F401 (daemons is a fixture)
 from test_digest_send import Smtp, smtp  # noqa: F401 (smtp is a fixture)
 
@@ -107,6 +107,8 @@ def test_three_daemons_share_300_feeds_survive_kill_9_and_send_one_digest(
     assert _count(pg_home, "select count(*) from digests where status = 'sent'") == 1
     gone = [r for r in pg_home.run("status", "--format", "json").json_lines() if "live" in r]
     assert [w["worker"] for w in gone] == [ids[0]] and not gone[0]["live"]  # the killed one, shown as gone
+    page = web_page(pg_home, "/sources", lease=LEASE)
+    assert "<h2>Daemons</h2>" in page and ids[0] in page.split("<h2>Daemons</h2>")[1] and ">gone<" in page
 
 
 def test_a_second_daemon_on_sqlite_is_refused_and_told_about_postgresql(home: Home, feed_server: FeedServer,

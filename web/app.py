@@ -42,6 +42,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from digest.alerts import statuses
 from digest.period import Period, parse_week, week
 from digest.select import DigestData, safe_url, select_digest
 from pipelines.tag import body
@@ -51,6 +52,7 @@ from pipelines.tagging.query import CJK_CHAR
 from pipelines.tagging.rules import load_rules
 from store import models as m
 from store.judgements import UnknownTopic, export, judge, verdicts
+from store.leases import workers
 from store.queries import ItemFilter, feed_status, items_query
 from store.search import catch_up, matching
 from talentwatch.cli import item_record, status_record
@@ -221,7 +223,8 @@ def _fmt_day(dt: datetime | None) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if dt else ""
 
 
-def create_app(engine: Engine, topics_path: Path, password: str | None = None) -> Starlette:
+def create_app(engine: Engine, topics_path: Path, password: str | None = None, lease: float = 120.0) -> Starlette:
+    """The workbench's app; ``lease`` is [daemon] lease (when a silent daemon counts as gone, on /sources)."""
     wb = Workbench(engine, topics_path, password)
     catch_up(engine)  # the search index: what was stored since it last ran (store/search.py)
 
@@ -301,8 +304,10 @@ def create_app(engine: Engine, topics_path: Path, password: str | None = None) -
     def sources_page(request: Request) -> Response:
         with Session(wb.engine) as session:
             feeds = [status_record(f, n) for f, n in feed_status(session, datetime.now(UTC))]
+            alerts = statuses(session)
+            daemons = workers(session, lease) if wb.engine.dialect.name == "postgresql" else []
         feeds.sort(key=lambda r: (not r["disabled"] and not r["failures"], -r["failures"], r["source"]))
-        return wb.render(request, "sources.html", feeds=feeds)
+        return wb.render(request, "sources.html", feeds=feeds, alerts=alerts, workers=daemons)
 
     def rules_page(request: Request) -> Response:
         topic, q = request.query_params.get("topic", ""), request.query_params.get("q", "").strip()
