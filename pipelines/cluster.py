@@ -5,8 +5,9 @@ archive backfills, re-crawls) clusters the same way, in the transaction that sto
 
 - ``features``: the content words of the title and the lead (its first ``LEAD_WORDS`` words), case- and
   accent-folded, traditional Chinese as simplified, stop words dropped, English words stemmed (Snowball, by
-  PyStemmer); numbers and names as words (H20, 300, zhao); Chinese, Japanese and Korean text as character
-  bigrams; the title's adjacent word pairs; and the item's entities (``@deepseek``: one id whatever the language
+  PyStemmer); numbers and names as words (H20, 300, zhao); amounts as one value in any language or unit
+  ("$160m", "1.6亿美元": ``=1.6e+08``); Chinese, Japanese and Korean text as character bigrams; the title's
+  adjacent word pairs; and the item's entities (``@deepseek``: one id whatever the language
   or alias, so they link Chinese and English reports).
 - ``vector``: TF-IDF weights of the features, unit length, with document frequencies counted over the stored items
   (``store/stories.py`` keeps them in ``term_counts``): a word every item has weighs nothing, a name or an amount
