@@ -5,9 +5,8 @@ archive backfills, re-crawls) clusters the same way, in the transaction that sto
 
 - ``features``: the content words of the title and the lead (its first ``LEAD_WORDS`` words), case- and
   accent-folded, traditional Chinese as simplified, stop words dropped, English words stemmed (Snowball, by
-  PyStemmer); numbers and names as words (H20, 300, zhao); amounts as one value in any language or unit
-  ("$160m", "1.6亿美元": ``=1.6e+08``); Chinese, Japanese and Korean text as character bigrams; the title's
-  adjacent word pairs; and the item's entities (``@deepseek``: one id whatever the language
+  PyStemmer); numbers and names as words (H20, 300, zhao); Chinese, Japanese and Korean text as character
+  bigrams; the title's adjacent word pairs; and the item's entities (``@deepseek``: one id whatever the language
   or alias, so they link Chinese and English reports).
 - ``vector``: TF-IDF weights of the features, unit length, with document frequencies counted over the stored items
   (``store/stories.py`` keeps them in ``term_counts``): a word every item has weighs nothing, a name or an amount
@@ -92,38 +91,11 @@ def _tokens(text: str) -> list[str]:
     return out
 
 
-_NUMBER = r"(\d[\d,]*(?:\.\d+)?)"
-_AMOUNTS = (  # a number and its multiplier: "$1.6 billion", "160 million", "$160m", "1.6亿", "16000万"
-    re.compile(_NUMBER + r"\s*(trillion|billion|million|thousand|tn|bn)\b"),
-    re.compile(r"[$€£]\s*" + _NUMBER + r"\s*(m|k)\b"),
-    re.compile(_NUMBER + r"\s*(万亿|亿|万)"),
-)
-_MULTIPLIERS = {"trillion": 1e12, "tn": 1e12, "billion": 1e9, "bn": 1e9, "million": 1e6, "m": 1e6, "thousand": 1e3,
-                "k": 1e3, "万亿": 1e12, "亿": 1e8, "万": 1e4}
-
-
-def amounts(text: str) -> set[str]:
-    """Amounts as one feature whatever the language or the unit: "$160 million", "$160m" and "1.6亿美元" are all
-    ``=1.6e+08`` (two significant digits), so that a Chinese and an English report of one deal share it."""
-    found = set()
-    for pattern in _AMOUNTS:
-        for number, unit in pattern.findall(text):
-            try:
-                value = float(number.replace(",", "")) * _MULTIPLIERS[unit]
-            except ValueError:
-                continue
-            if value >= 1e4:
-                found.add(f"={value:.2g}")
-    return found
-
-
 def features(title: str, summary: str, entities: Iterable[str] = ()) -> frozenset[str]:
-    """What is compared between items: content words of title and lead, the title's word pairs, the amounts, the
-    entities."""
-    lead_text = " ".join(summary[:LEAD_WORDS * 15].split()[:LEAD_WORDS])
-    head, lead = _tokens(title), _tokens(lead_text)
-    return frozenset((*head, *lead, *(f"{a} {b}" for a, b in pairwise(head)), *amounts(_fold(f"{title} {lead_text}")),
-                      *(f"@{e}" for e in entities)))
+    """What is compared between items: content words of title and lead, the title's word pairs, the entities."""
+    head = _tokens(title)
+    lead = _tokens(" ".join(summary[:LEAD_WORDS * 15].split()[:LEAD_WORDS]))
+    return frozenset((*head, *lead, *(f"{a} {b}" for a, b in pairwise(head)), *(f"@{e}" for e in entities)))
 
 
 @lru_cache(maxsize=1 << 17)
