@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from digest import topic_order
 from digest.ledger import LEASE, PENDING, SENDING, SENT, claim, crash_point, mark_sent, release
 from digest.render import TEMPLATES, plain
-from digest.select import Story, story_of, topic_names, with_story_members
+from digest.select import Story, group_stories, story_of, topic_names, with_story_members
 from digest.transport import DeliveryError, parse_smtp_url, send_smtp, write_outbox
 from pipelines.tagging import QueryError, RuleError, Tagger
 from store import models as m
@@ -111,11 +111,7 @@ def candidates(session: Session, alert: Alert, search: Tagger | None, since: dat
     topics = topic_names(session, [*order, *topic_order])
     sources = dict(session.execute(select(m.Source.id, m.Source.name)).all())
     entities = {e.id: e for e in session.scalars(select(m.Entity))}
-    groups: dict[int, list[m.Item]] = {}
-    matched = {i.story_id or i.id for i in found}
-    for item in with_story_members(session, found):
-        if (item.story_id or item.id) in matched:
-            groups.setdefault(item.story_id or item.id, []).append(item)
+    groups = group_stories(with_story_members(session, found))
     stories = [story_of(items, topics, sources, entities) for items in groups.values()]
     recorded = dict(session.execute(select(m.AlertStory.story_id, m.AlertStory.recorded).where(
         m.AlertStory.alert == alert.id, m.AlertStory.story_id.in_([s.id for s in stories]))).all())
