@@ -1,12 +1,16 @@
 """The workbench at archive scale: response times of its pages and of searches over N items (issue 20).
 
-    .venv/bin/python bench/web.py [--items 200000] [--database sqlite|postgresql] [--requests 20]
+    .venv/bin/python bench/web.py [--items 200000] [--database sqlite|postgresql] [--requests 20] [--keep PATH|NAME]
 
 Builds a database of N items from the real corpus (bench/feedfarm.py's documents: feed i is corpus file i % 57 with
 its URL hosts prefixed by "c<i>.", so each corpus item recurs with its own URL), stored with the real store
 (story clustering included) and tagged with the shipped topics; indexes it (store.search.catch_up); serves the app
 with uvicorn on 127.0.0.1 and times each URL REQUESTS times with httpx (sequential; p50 and p95 in ms). Figures
 only; nothing is asserted. PostgreSQL: a scratch database on 127.0.0.1:5432 (TALENTWATCH_TEST_PG), dropped after.
+
+--keep keeps the built database for the next run instead: a file for SQLite, a database name for PostgreSQL. If it
+already exists it is reused as it is (migrated to the latest revision first; --items is then ignored), which saves
+the minutes of building while iterating on the app.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ sys.path[1:1] = [str(ROOT / "tests"), str(ROOT / "bench")]
 
 import feedfarm as farm  # noqa: E402
 import httpx  # noqa: E402
+from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from crawler.feedparse import parse_feed  # noqa: E402
@@ -33,7 +38,7 @@ from pipelines.normalize import normalize_entries  # noqa: E402
 from pipelines.tag import tag_article  # noqa: E402
 from pipelines.tagging.rules import load_rules  # noqa: E402
 from store import models as m  # noqa: E402
-from store.db import open_database  # noqa: E402
+from store.db import make_engine, open_database, upgrade  # noqa: E402
 from store.queries import save_fetches, sync_config  # noqa: E402
 from store.search import catch_up  # noqa: E402
 from talentwatch.config import DEFAULTS_DIR  # noqa: E402
@@ -104,12 +109,49 @@ def measure(url: str, requests: int) -> None:
         server.stop()
 
 
+def reuse(url: str) -> None:
+    """Bring a kept database to the latest revision and say how many items it holds."""
+    engine = make_engine(url)
+    before, after = upgrade(engine)
+    with engine.connect() as conn:
+        n = conn.scalar(select(func.count()).select_from(m.Item))
+    print(f"reusing {url}: {n} items (revision {before} -> {after})", flush=True)
+    engine.dispose()
+
+
+def kept_postgresql(name: str) -> tuple[str, bool]:
+    """The URL of the kept PostgreSQL database NAME, created if it does not exist, and whether it was."""
+    from conftest import PG_ADMIN_URL
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.scalar(text("select 1 from pg_database where datname = :n"), {"n": name})
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", not exists
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--items", type=int, default=200_000)
     p.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     p.add_argument("--requests", type=int, default=20)
+    p.add_argument("--keep", metavar="PATH|NAME",
+                   help="keep the database (SQLite file, PostgreSQL database name) and reuse it if it exists")
     args = p.parse_args()
+    if args.keep:
+        if args.database == "postgresql":
+            url, new = kept_postgresql(args.keep)
+        else:
+            path = Path(args.keep).resolve()
+            url, new = f"sqlite:///{path}", not path.exists()
+        if new:
+            build(url, args.items)
+        else:
+            reuse(url)
+        measure(url, args.requests)
+        return 0
     if args.database == "postgresql":
         from conftest import scratch_database
 
