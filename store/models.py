@@ -10,12 +10,14 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     ForeignKey,
+    Index,
     LargeBinary,
     MetaData,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -109,6 +111,10 @@ class Item(Base):
     text_lease_until: Mapped[datetime | None]  # ... until then (the database's clock)
     tags: Mapped[list[Tag]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
     entities: Mapped[list[ItemEntity]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+
+# An item's date (publication, else fetch): lists are ordered by it, newest first, and periods select by it
+Index("ix_items_when", func.coalesce(Item.published, Item.fetched), Item.id)
 
 
 class Topic(Base):
