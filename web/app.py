@@ -53,7 +53,7 @@ from pipelines.tagging.rules import load_rules
 from store import models as m
 from store.judgements import UnknownTopic, export, judge, verdicts
 from store.leases import workers
-from store.queries import ItemFilter, feed_status, items_query
+from store.queries import ItemFilter, feed_status, items_count, items_query
 from store.search import catch_up, matching
 from talentwatch.cli import item_record, status_record
 from web.atom import atom
@@ -139,9 +139,10 @@ class Workbench:
         except (QueryError, RuleError) as e:
             f.error = _query_error(e)
             return 0, []
-        query = items_query(f.store_filter())
+        dialect = session.get_bind().dialect.name
+        query = items_query(f.store_filter(), dialect)
         if tagger is None and not f.lang:
-            total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+            total = session.scalar(items_count(f.store_filter(), dialect)) or 0
             page = list(session.scalars(query.offset((f.page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
             return total, page
         rows = session.scalars(query) if tagger is None else matching(session, query, tagger)
