@@ -52,9 +52,13 @@ def heartbeat(engine: Engine, worker: str, lease: float) -> int:
         session.execute(insert(m.Worker).values(id=worker, started=func.now(), heartbeat=func.now())
                         .on_conflict_do_update(index_elements=[m.Worker.id], set_={"heartbeat": func.now()}))
         until = func.now() + timedelta(seconds=lease)
-        renewed = session.execute(update(m.Feed).where(m.Feed.leased_by == worker).values(lease_until=until))
-        texts = session.execute(update(m.Item).where(m.Item.text_leased_by == worker, m.Item.text_status.is_(None))
-                                .values(text_lease_until=until))
+        # rows that the store is writing right now are skipped, not waited for (their lease ends with that write,
+        # and two transactions locking the same rows in different orders could deadlock)
+        feeds = select(m.Feed.id).where(m.Feed.leased_by == worker).with_for_update(skip_locked=True)
+        renewed = session.execute(update(m.Feed).where(m.Feed.id.in_(feeds)).values(lease_until=until))
+        items = (select(m.Item.id).where(m.Item.text_leased_by == worker, m.Item.text_status.is_(None))
+                 .with_for_update(skip_locked=True))
+        texts = session.execute(update(m.Item).where(m.Item.id.in_(items)).values(text_lease_until=until))
         return renewed.rowcount + texts.rowcount
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -187,4 +188,40 @@ def test_article_fetches_are_leased_to_one_worker_at_a_time(pg_url: str) -> None
     with Session(engine) as session, session.begin():
         again = texts_to_fetch(session, ["src"], lease=Lease("w3", 60))
     assert {p.item_id for p in again} == {p.item_id for p in a[1:]}
+    engine.dispose()
+
+
+def test_heartbeat_renews_leases_without_waiting_for_rows_being_written(pg_url: str) -> None:
+    from sqlalchemy import func, select, text
+    from sqlalchemy.orm import Session
+
+    from crawler.sources import Source
+    from store import models as m
+    from store.db import open_database
+    from store.leases import heartbeat, lease_due
+
+    engine = open_database(pg_url)
+    urls = [f"http://127.0.0.1:9/f{n}.xml" for n in range(3)]
+    with Session(engine) as session, session.begin():
+        session.add(m.Source(id="src", name="Src"))
+        session.add_all(m.Feed(url=u, source_id="src") for u in urls)
+    sources = [Source(id="src", name="Src", feeds=tuple(urls), interval=60.0)]
+    with Session(engine) as session, session.begin():
+        taken = lease_due(session, sources, "w1", 5.0, 10, datetime.now(UTC))
+    assert len(taken) == 3
+    writer = Session(engine)
+    writer.begin()
+    writer.execute(text("select id from feeds where id = :i for update"), {"i": taken[0].feed_id})  # a store write
+    renewed: list[int] = []
+    beat = threading.Thread(target=lambda: renewed.append(heartbeat(engine, "w1", 300.0)), daemon=True)
+    try:
+        beat.start()
+        beat.join(20)
+        assert renewed == [2]  # the locked row skipped, not waited for
+    finally:
+        writer.rollback()
+        writer.close()
+    with Session(engine) as session:
+        remaining = session.scalars(select(m.Feed.lease_until - func.now()).order_by(m.Feed.id)).all()
+    assert [r.total_seconds() > 200 for r in remaining] == [False, True, True]
     engine.dispose()
