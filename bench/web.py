@@ -1,11 +1,14 @@
 """The workbench at archive scale: response times of its pages and of searches over N items (issue 20).
 
-    .venv/bin/python bench/web.py [--items 200000] [--database sqlite|postgresql] [--requests 20] [--keep PATH|NAME]
+    .venv/bin/python bench/web.py [--items 200000] [--database sqlite|postgresql] [--requests 20]
+                                  [--keep PATH|NAME] [--no-crawl]
 
 Builds a database of N items from the real corpus (bench/feedfarm.py's documents: feed i is corpus file i % 57 with
 its URL hosts prefixed by "c<i>.", so each corpus item recurs with its own URL), stored with the real store
 (story clustering included) and tagged with the shipped topics; indexes it (store.search.catch_up); serves the app
-with uvicorn on 127.0.0.1 and times each URL REQUESTS times with httpx (sequential; p50 and p95 in ms). Figures
+with uvicorn on 127.0.0.1 and times each URL REQUESTS times with httpx (sequential; p50 and p95 in ms), while a
+crawl's writes go on beside it (another process storing new items as fast as the store takes them, indexed every
+2,000; ``--no-crawl`` measures without). Figures
 only; nothing is asserted. PostgreSQL: a scratch database on 127.0.0.1:5432 (TALENTWATCH_TEST_PG), dropped after;
 vacuumed and analyzed once built, as autovacuum (on by default) would have it by then: without statistics the
 planner guesses (/items took 48 ms instead of 20, /api/items?entity=china 80 instead of 11).
@@ -18,12 +21,14 @@ the minutes of building while iterating on the app.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not bench/: this file's name would hide the web package
@@ -56,34 +61,12 @@ URLS = [
 
 
 def build(url: str, n: int) -> None:
-    corpus = farm.load_corpus(farm.CORPUS)
     rules = load_rules(DEFAULTS_DIR / "topics.toml")
-    tagger = rules.tagger()
     engine = open_database(url)
-    feeds = 0
     with Session(engine) as session, session.begin():
         sync_config(session, [], rules.topics, rules.entities)
-    stored = 0
     started = time.process_time()
-    batch: list[FeedFetch] = []
-    while stored < n:
-        doc = corpus[feeds % len(corpus)]
-        parsed = parse_feed(farm.feed_body(doc, feeds), {"content-type": doc.content_type,
-                                                         "content-location": f"http://127.0.0.1/feed/{feeds}.xml"})
-        articles = normalize_entries(parsed.entries)
-        for a in articles:
-            tag_article(tagger, a)
-        source = f"bench-{feeds // 20:04d}"
-        if feeds % 20 == 0:
-            with Session(engine) as session, session.begin():
-                session.add(m.Source(id=source, name=source))
-        batch.append(FeedFetch(feed_id=None, source_id=source, url=f"http://x/{feeds}", fetched=datetime.now(UTC),
-                               interval=1800, status=200, articles=articles[:n - stored]))
-        stored += len(batch[-1].articles)
-        feeds += 1
-        if len(batch) == 16 or stored >= n:
-            save_fetches(engine, batch)
-            batch = []
+    stored, feeds = store_feeds(engine, rules.tagger(), 0, lambda stored: stored >= n, limit=n)
     print(f"stored {stored} items from {feeds} feeds: {time.process_time() - started:.1f} s CPU", flush=True)
     started = time.perf_counter()
     indexed = catch_up(engine)
@@ -94,10 +77,59 @@ def build(url: str, n: int) -> None:
     engine.dispose()
 
 
-def measure(url: str, requests: int) -> None:
+def store_feeds(engine: Any, tagger: Any, first: int, done: Any, limit: int | None = None) -> tuple[int, int]:
+    """Store the farm's feeds from number ``first`` on (16 to a transaction, as a crawl does) until ``done(stored)``;
+    returns the items stored and the feeds read."""
+    corpus = farm.load_corpus(farm.CORPUS)
+    stored, feeds = 0, first
+    batch: list[FeedFetch] = []
+    while not done(stored):
+        doc = corpus[feeds % len(corpus)]
+        parsed = parse_feed(farm.feed_body(doc, feeds), {"content-type": doc.content_type,
+                                                         "content-location": f"http://127.0.0.1/feed/{feeds}.xml"})
+        articles = normalize_entries(parsed.entries)
+        for a in articles:
+            tag_article(tagger, a)
+        source = f"bench-{feeds // 20:04d}"
+        if feeds % 20 == 0 or feeds == first:
+            with Session(engine) as session, session.begin():
+                session.merge(m.Source(id=source, name=source))
+        keep = articles if limit is None else articles[:limit - stored]
+        batch.append(FeedFetch(feed_id=None, source_id=source, url=f"http://x/{feeds}", fetched=datetime.now(UTC),
+                               interval=1800, status=200, articles=keep))
+        stored += len(keep)
+        feeds += 1
+        if len(batch) == 16 or done(stored):
+            save_fetches(engine, batch)
+            batch = []
+    return stored, feeds - first
+
+
+def crawl_beside(url: str, stop: Any, counted: Any) -> None:
+    """A crawl's writes beside the server (a process of its own, as `talentwatch run` is): new items of feeds the
+    build did not use, stored as fast as the store takes them, indexed every 2,000 items, until ``stop``."""
+    rules = load_rules(DEFAULTS_DIR / "topics.toml")
+    engine = open_database(url)
+    total, feed = 0, 1_000_000
+    while not stop.is_set():
+        stored, feeds = store_feeds(engine, rules.tagger(), feed, lambda n: n >= 2000 or stop.is_set())
+        catch_up(engine)
+        total, feed = total + stored, feed + feeds
+        counted.value = total
+    engine.dispose()
+
+
+def measure(url: str, requests: int, crawl: bool = True) -> None:
     from test_web import Server
 
     server = Server(create_app(open_database(url), DEFAULTS_DIR / "topics.toml"))
+    context = multiprocessing.get_context("spawn")
+    stop, counted = context.Event(), context.Value("q", 0)
+    writer = context.Process(target=crawl_beside, args=(url, stop, counted), daemon=True) if crawl else None
+    started = time.perf_counter()
+    if writer:
+        writer.start()
+        time.sleep(5)  # the writer under way
     try:
         with httpx.Client(base_url=server.url, timeout=120) as client:
             print(f"{'URL':<72} {'p50 ms':>8} {'p95 ms':>8} {'result':>10}")
@@ -112,6 +144,11 @@ def measure(url: str, requests: int) -> None:
                 print(f"{path[:72]:<72} {statistics.median(times):>8.0f} {p95:>8.0f} {result!s:>10}", flush=True)
     finally:
         server.stop()
+        if writer:
+            stop.set()
+            writer.join(300)
+            print(f"beside it, a crawl stored {counted.value} new items in {time.perf_counter() - started:.0f} s",
+                  flush=True)
 
 
 def reuse(url: str) -> None:
@@ -142,6 +179,7 @@ def main() -> int:
     p.add_argument("--items", type=int, default=200_000)
     p.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     p.add_argument("--requests", type=int, default=20)
+    p.add_argument("--no-crawl", action="store_true", help="measure without a crawl storing items beside the server")
     p.add_argument("--keep", metavar="PATH|NAME",
                    help="keep the database (SQLite file, PostgreSQL database name) and reuse it if it exists")
     args = p.parse_args()
@@ -155,19 +193,19 @@ def main() -> int:
             build(url, args.items)
         else:
             reuse(url)
-        measure(url, args.requests)
+        measure(url, args.requests, not args.no_crawl)
         return 0
     if args.database == "postgresql":
         from conftest import scratch_database
 
         with scratch_database("tw_bench_web") as url:
             build(url, args.items)
-            measure(url, args.requests)
+            measure(url, args.requests, not args.no_crawl)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'web.db'}"
         build(url, args.items)
-        measure(url, args.requests)
+        measure(url, args.requests, not args.no_crawl)
     return 0
 
 
