@@ -35,11 +35,11 @@ from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from digest import topic_order
+from digest import deliverer, topic_order
 from digest.ledger import LEASE, PENDING, SENDING, SENT, claim, crash_point, mark_sent, release
 from digest.render import TEMPLATES, plain
 from digest.select import Story, group_stories, story_of, topic_names, with_story_members
-from digest.transport import DeliveryError, parse_smtp_url, send_smtp, write_outbox
+from digest.transport import DeliveryError
 from pipelines.tagging import QueryError, RuleError, Tagger
 from store import models as m
 from store.queries import ItemFilter, items_query, utcnow
@@ -86,9 +86,8 @@ def searches(config: Config) -> dict[str, Tagger | None]:
             continue
         try:
             found[alert.id] = rules.search(alert.query or "")
-        except (QueryError, RuleError) as e:
-            position = f" at position {e.position}" if isinstance(e, RuleError) else ""
-            raise ConfigError(config.path, f"{where} query", f"{getattr(e, 'message', e)}{position}") from None
+        except (QueryError, RuleError) as e:  # both carry the parser's message and position
+            raise ConfigError(config.path, f"{where} query", f"{e.message} at position {e.position}") from None
     for alert in config.alerts:
         webhook_url(alert, config.path)  # every ${NAME} it needs is set
     return found
@@ -173,7 +172,7 @@ def send_due(config: Config, engine: Engine, alert: Alert, now: datetime) -> int
             message_id = row.message_id
         try:
             where = (_post(alert, body) if channel == "webhook"
-                     else _mail(config, body, recipients, f"alert-{alert.id}-{row_id}", message_id))
+                     else deliverer(config, delays=())(body, recipients, f"alert-{alert.id}-{row_id}", message_id))
         except (DeliveryError, OSError, ConfigError) as e:
             wait = min(BACKOFF_MAX, min(BACKOFF_FIRST, timedelta(seconds=alert.every)) * 2 ** (attempts - 1))
             release(engine, m.AlertMessage, row_id, str(e), not_before=now + wait)
@@ -185,20 +184,6 @@ def send_due(config: Config, engine: Engine, alert: Alert, now: datetime) -> int
         logger.info("alert %s: %s sent via %s", alert.id, channel, where)
         sent += 1
     return sent
-
-
-def _mail(config: Config, message: bytes, recipients: list[str], label: str, message_id: str) -> str:
-    url = config.get("smtp", "url")
-    if not url:
-        return write_outbox(config.home / "outbox", message, label, message_id)
-    try:
-        target = parse_smtp_url(url, config.smtp_password)
-    except ValueError as e:
-        raise ConfigError(config.path, "[smtp] url", str(e)) from None
-    try:
-        return send_smtp(target, message, config.get("digest", "sender"), recipients, delays=())
-    except DeliveryError as e:
-        raise DeliveryError(f"{target}: {e}", e.temporary) from None
 
 
 def webhook_url(alert: Alert, path: Path | None = None) -> str | None:

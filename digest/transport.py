@@ -59,7 +59,8 @@ def parse_smtp_url(url: str, password: str | None) -> SmtpTarget:
 
 def send_smtp(target: SmtpTarget, message: bytes, sender: str, recipients: Sequence[str],
               delays: Sequence[float] = RETRY_DELAYS, sleep: Callable[[float], None] = time.sleep) -> str:
-    """Send, retrying temporary failures (4xx answers, refused or dropped connections) after each of ``delays``."""
+    """Send, retrying temporary failures (4xx answers, refused or dropped connections) after each of ``delays``;
+    the DeliveryError it gives up with names the target."""
     if not recipients:
         raise DeliveryError("no recipients: set [digest] to", temporary=False)
     for attempt, delay in enumerate([*delays, None], start=1):
@@ -67,7 +68,7 @@ def send_smtp(target: SmtpTarget, message: bytes, sender: str, recipients: Seque
             refused = _send_once(target, message, sender, recipients)
         except DeliveryError as e:
             if not e.temporary or delay is None:
-                raise
+                raise DeliveryError(f"{target}: {e}", e.temporary) from e
             logger.warning("digest: %s: attempt %d failed (%s); retrying in %.0f s", target, attempt, e, delay)
             sleep(delay)
             continue
@@ -107,7 +108,7 @@ def _connect(target: SmtpTarget) -> smtplib.SMTP:
             smtp.ehlo()
         if target.user:
             if not target.password:
-                raise DeliveryError(f"{target}: user {target.user!r} but TALENTWATCH_SMTP_PASSWORD is not set",
+                raise DeliveryError(f"user {target.user!r} but TALENTWATCH_SMTP_PASSWORD is not set",
                                     temporary=False)
             _login(smtp, target)
     except BaseException:
@@ -126,7 +127,7 @@ def _login(smtp: smtplib.SMTP, target: SmtpTarget) -> None:
         else:
             smtp.login(target.user, target.password)
     except smtplib.SMTPAuthenticationError as e:
-        raise DeliveryError(f"{target}: login as {target.user!r} refused: {e.smtp_code}", temporary=False) from None
+        raise DeliveryError(f"login as {target.user!r} refused: {e.smtp_code}", temporary=False) from None
 
 
 def write_outbox(folder: Path, message: bytes, period: str, message_id: str) -> str:
