@@ -467,9 +467,8 @@ def cmd_items(config: Config, args: argparse.Namespace) -> int:
 
         try:
             search = load_rules(config.topics_path).search(args.query)
-        except (QueryError, RuleError) as e:
-            position = f" at position {e.position}" if isinstance(e, RuleError) else ""
-            raise UsageError(f"--query: {getattr(e, 'message', e)}{position}") from None
+        except (QueryError, RuleError) as e:  # both carry the parser's message and position
+            raise UsageError(f"--query: {e.message} at position {e.position}") from None
     engine = open_database(config.database_url)
     query = items_query(ItemFilter(args.tag, args.entity, args.source, args.since, args.until, args.tagged))
     if args.limit and search is None:
