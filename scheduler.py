@@ -35,7 +35,7 @@ from crawler.spiders.feeds import FeedsSpider
 from digest import alerts
 from store import leases
 from store.db import open_database
-from store.lock import DIGEST_JOB_KEY, job_lock
+from store.lock import DIGEST_JOB_KEY, advisory_lock
 from store.queries import feeds_to_poll, utcnow
 from talentwatch.config import Alert, Config
 
@@ -133,7 +133,7 @@ class Daemon:
 
     async def digest_job(self, job: Callable[[Config], Any]) -> None:
         def once() -> None:
-            with job_lock(self.engine, DIGEST_JOB_KEY) as mine:
+            with advisory_lock(self.engine, DIGEST_JOB_KEY) as mine:
                 if mine:
                     job(self.config)
                 else:

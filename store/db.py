@@ -11,8 +11,10 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
+
+from store.lock import SCHEMA_KEY, advisory_lock
 
 
 class DatabaseOutdated(Exception):
@@ -71,23 +73,12 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
     return before, current_revision(engine)
 
 
-SCHEMA_LOCK = 0x74770003  # "tw" + 3: PostgreSQL advisory lock around creating the schema
-
-
 def open_database(url: str) -> Engine:
     """Open the database: create a new one at head; refuse one that is behind (DatabaseOutdated). On PostgreSQL,
     where several daemons may start at once, one creates the schema while the others wait."""
     engine = make_engine(url)
-    if engine.dialect.name != "postgresql":
+    with advisory_lock(engine, SCHEMA_KEY, wait=True):
         return _opened(engine)
-    with engine.connect() as conn:
-        conn.execute(text("select pg_advisory_lock(:k)"), {"k": SCHEMA_LOCK})
-        conn.commit()
-        try:
-            return _opened(engine)
-        finally:
-            conn.execute(text("select pg_advisory_unlock(:k)"), {"k": SCHEMA_LOCK})
-            conn.commit()
 
 
 def _opened(engine: Engine) -> Engine:

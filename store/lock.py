@@ -1,7 +1,8 @@
 """One daemon per SQLite database: a lock that the operating system releases when its holder dies, even by kill -9:
 an exclusive ``flock`` on ``<database file>.lock``, which records the holder's pid and host. On PostgreSQL several
-daemons share the work (store/leases.py); a job that must run on one of them at a time takes ``job_lock``, a
-PostgreSQL advisory lock, which dies with its connection.
+daemons share the work (store/leases.py); what must run in one of them at a time (the digest job, creating the
+schema) takes ``advisory_lock``, a PostgreSQL advisory lock, which dies with its connection. The keys of every
+advisory lock the project takes are here.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 DIGEST_JOB_KEY = 0x74770002  # "tw" + 2: the weekly digest job
+SCHEMA_KEY = 0x74770003  # "tw" + 3: creating a new database's schema
+SYNC_KEY = 0x74770004  # "tw" + 4: sync_config's transaction (pg_advisory_xact_lock)
 
 
 class AlreadyRunning(Exception):
@@ -58,14 +61,18 @@ class DaemonLock:
 
 
 @contextmanager
-def job_lock(engine: Engine, key: int) -> Iterator[bool]:
-    """True when this process may run the job now: PostgreSQL's advisory lock ``key`` was free (held until the
-    block ends, or the connection dies); always True on SQLite (one daemon)."""
+def advisory_lock(engine: Engine, key: int, wait: bool = False) -> Iterator[bool]:
+    """PostgreSQL's advisory lock ``key``, held until the block ends (or the connection dies): yields whether this
+    process has it (``wait``: waits for it, so always True). Always True on SQLite (one daemon)."""
     if engine.dialect.name != "postgresql":
         yield True
         return
     with engine.connect() as conn:
-        mine = bool(conn.execute(text("select pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        if wait:
+            conn.execute(text("select pg_advisory_lock(:k)"), {"k": key})
+            mine = True
+        else:
+            mine = bool(conn.execute(text("select pg_try_advisory_lock(:k)"), {"k": key}).scalar())
         conn.commit()
         try:
             yield mine

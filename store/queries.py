@@ -16,6 +16,7 @@ from crawler.due import next_due
 from crawler.items import Article, FeedFetch, FeedState
 from crawler.sources import Source
 from store import models as m
+from store.lock import SYNC_KEY
 from store.stories import assign_new, forget
 
 
@@ -23,15 +24,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-SYNC_LOCK = 0x74770004  # "tw" + 4: PostgreSQL advisory lock of sync_config's transaction
-
-
 def sync_config(session: Session, sources: Sequence[Source], topics: Iterable, entities: Iterable) -> None:
     """Mirror the configured sources, feeds, topics and entities into their tables (rows are never deleted:
     stored items keep their references). On PostgreSQL, daemons starting together take turns (the lock ends with
     the caller's transaction)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("select pg_advisory_xact_lock(:k)"), {"k": SYNC_LOCK})
+        session.execute(text("select pg_advisory_xact_lock(:k)"), {"k": SYNC_KEY})
     for s in sources:
         session.merge(m.Source(id=s.id, name=s.name, site=s.site, language=s.language))
     session.flush()
