@@ -19,9 +19,11 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -46,8 +48,9 @@ DAEMON_SETTINGS = {"STATS_DUMP": False, "LOGSTATS_INTERVAL": 0}
 
 
 def poll_tick(sources: Sequence[Source]) -> float:
-    """How often to look for due feeds: four times in the shortest interval (a feed waits at most a quarter of an
-    interval past its due time; a dead daemon's feeds, a quarter past the end of its lease), at least every 10 s."""
+    """How often to look for due feeds at the latest: four times in the shortest interval, at least every 10 s.
+    After each poll the daemon also wakes when the next feed falls due or the next lease ends (``Daemon.next_look``);
+    the regular look catches what that cannot know (another daemon giving its leases back, a feed added)."""
     return max(1.0, min(MAX_TICK, min(s.interval for s in sources) / 4))
 
 
@@ -64,6 +67,8 @@ class Daemon:
             "daemon", "batch")
         self.stopping = asyncio.Event()
         self.polling: asyncio.Task[None] | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.wake: datetime | None = None  # when the next feed falls due (after a poll)
 
     async def poll(self) -> None:
         """One poll cycle: crawl the feeds that are due now (on PostgreSQL, batch after batch while full ones
@@ -88,6 +93,25 @@ class Daemon:
                 break
         if crawled:
             await self.fetch_texts()
+        try:
+            self.wake = await asyncio.to_thread(self._next_look)
+        except Exception:
+            logger.exception("could not read when the next feed is due; the regular look goes on")
+            self.wake = None
+
+    def _next_look(self) -> datetime | None:
+        with Session(self.engine) as session:
+            return leases.next_look(session, self.sources, utcnow())
+
+    def _after_poll(self, event: JobExecutionEvent) -> None:
+        """Bring the next poll forward to when the next feed falls due (or a lease ends), if that comes before the
+        regular look: a feed is polled on time, and a killed daemon's feeds as soon as its lease ends."""
+        job = self.scheduler.get_job("poll") if self.scheduler and event.job_id == "poll" else None
+        if job is None or self.wake is None or self.stopping.is_set():
+            return
+        when = max(self.wake, utcnow())
+        if job.next_run_time is None or when < job.next_run_time:
+            job.modify(next_run_time=when)
 
     async def _crawl(self, feeds: list[Any]) -> bool:
         crawler = self.runner.create_crawler(FeedsSpider)
@@ -156,6 +180,7 @@ class Daemon:
         scheduler = AsyncIOScheduler(timezone=tz)
         scheduler.add_job(self.poll, IntervalTrigger(seconds=poll_tick(self.sources)), id="poll",
                           next_run_time=utcnow(), max_instances=1, coalesce=True, misfire_grace_time=None)
+        scheduler.add_listener(self._after_poll, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         scheduler.add_job(self.digest_job, CronTrigger(day_of_week=weekday, hour=hour, minute=minute, timezone=tz),
                           args=[digest.send_scheduled], id="digest", max_instances=1, coalesce=True,
                           misfire_grace_time=3600)
@@ -175,9 +200,9 @@ class Daemon:
             loop.add_signal_handler(sig, self._signal, sig)
         if self.shared:
             await asyncio.to_thread(leases.heartbeat, self.engine, self.worker, self.lease)  # registers it
-        scheduler = self.schedule()
+        scheduler = self.scheduler = self.schedule()
         scheduler.start()
-        logger.info("started: %d feeds of %d sources, looking for due feeds every %.0f s%s",
+        logger.info("started: %d feeds of %d sources, polled as they fall due (a look at least every %.0f s)%s",
                     sum(len(s.feeds) for s in self.sources), len(self.sources), poll_tick(self.sources),
                     f"; worker {self.worker}, sharing the feeds with other daemons (lease {self.lease:g} s)"
                     if self.shared else "")

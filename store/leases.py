@@ -46,6 +46,19 @@ def lease_due(session: Session, sources: Sequence[Source], worker: str, lease: f
                       f.fetch_url) for f in feeds]
 
 
+def next_look(session: Session, sources: Sequence[Source], now: datetime) -> datetime | None:
+    """When a feed of ``sources`` is next due for some worker, in the clock of ``now``: the earliest due time of a
+    feed that no live lease holds, or the end of the earliest live lease (a killed worker's feeds are due again then;
+    the database's clock, moved into the worker's by their difference at this instant)."""
+    configured = (m.Feed.url.in_([u for s in sources for u in s.feeds]), m.Feed.disabled.is_(False))
+    free = session.scalar(select(func.min(m.Feed.next_due)).where(
+        *configured, or_(m.Feed.lease_until.is_(None), m.Feed.lease_until < func.now())))
+    db_now, lease_end = session.execute(select(func.now(), func.min(m.Feed.lease_until)).where(
+        *configured, m.Feed.lease_until >= func.now())).one()
+    held = None if lease_end is None else now + (lease_end - db_now)
+    return min((t for t in (free, held) if t is not None), default=None)
+
+
 def heartbeat(engine: Engine, worker: str, lease: float) -> int:
     """Renew the worker's leases and say it is alive; returns how many leases it holds."""
     with Session(engine) as session, session.begin():

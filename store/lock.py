@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 DIGEST_JOB_KEY = 0x74770002  # "tw" + 2: the weekly digest job
 SCHEMA_KEY = 0x74770003  # "tw" + 3: creating a new database's schema
 SYNC_KEY = 0x74770004  # "tw" + 4: sync_config's transaction (pg_advisory_xact_lock)
+ARCHIVE_KEY = 0x74770005  # "tw" + 5: `recrawl` asking the archives (one process at a time, for their rate limits)
 
 
 class AlreadyRunning(Exception):
@@ -61,18 +62,21 @@ class DaemonLock:
 
 
 @contextmanager
-def advisory_lock(engine: Engine, key: int, wait: bool = False) -> Iterator[bool]:
+def advisory_lock(engine: Engine, key: int, wait: bool = False,
+                  waiting: Callable[[], None] | None = None) -> Iterator[bool]:
     """PostgreSQL's advisory lock ``key``, held until the block ends (or the connection dies): yields whether this
-    process has it (``wait``: waits for it, so always True). Always True on SQLite (one daemon)."""
+    process has it (``wait``: waits for it, so always True; ``waiting`` is called first when another holds it).
+    Always True on SQLite (one daemon)."""
     if engine.dialect.name != "postgresql":
         yield True
         return
     with engine.connect() as conn:
-        if wait:
+        mine = bool(conn.execute(text("select pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        if not mine and wait:
+            if waiting:
+                waiting()
             conn.execute(text("select pg_advisory_lock(:k)"), {"k": key})
             mine = True
-        else:
-            mine = bool(conn.execute(text("select pg_try_advisory_lock(:k)"), {"k": key}).scalar())
         conn.commit()
         try:
             yield mine

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import itertools
 import json
@@ -311,7 +312,8 @@ def cmd_recrawl(config: Config, args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             return _recrawl_report(args.format, window, rows, interrupted=True)
         if providers or any(s.fulltext for s in sources):
-            stats, texts = _recrawl_crawls(config, sources, window, providers, progress)
+            with _archives_turn(engine) if providers else contextlib.nullcontext():
+                stats, texts = _recrawl_crawls(config, sources, window, providers, progress)
             rows.update(_archive_rows(stats))
     interrupted = any(s.get("finish_reason") not in (None, "finished") for s in (stats, texts))
     if text_counts := _text_counts(texts):
@@ -323,6 +325,17 @@ def cmd_recrawl(config: Config, args: argparse.Namespace) -> int:
         print(f"talentwatch: {stats['talentwatch/store_errors']} batches could not be stored", file=sys.stderr)
         return EXIT_FAILED
     return code
+
+
+def _archives_turn(engine: Any) -> Any:
+    """One recrawl at a time asks the archives, whatever the number of processes and machines on a PostgreSQL
+    database (their rate limits, GDELT's 5 s, are kept within a process); the articles' fetches are leased."""
+    from store.lock import ARCHIVE_KEY, advisory_lock
+
+    def waiting() -> None:
+        print("talentwatch: another recrawl is asking the archives; waiting for it to finish", file=sys.stderr)
+
+    return advisory_lock(engine, ARCHIVE_KEY, wait=True, waiting=waiting)
 
 
 def _recrawl_crawls(config: Config, sources: Sequence[Any], window: Any, providers: Sequence[Any],

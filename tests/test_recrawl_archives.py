@@ -8,12 +8,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from archives import LoopbackServer
+from archives import Answer, LoopbackServer
 from archives.gdelt import FakeGdelt
 from archives.gnews import PUBLISHER, FakeGoogleNews
 from archives.history import FeedHistory
@@ -252,3 +253,41 @@ def test_all_archives_in_turn_each_item_stored_once_as_the_first_had_it(
     again = json.loads(home.run("recrawl", "--from", "2025-02-04", "--to", "2025-02-04", "--format", "json").out)
     assert {(r["provider"], r["candidates"] > 0, r["new"]) for r in again["rows"]} == {
         ("stored", True, 0), ("wayback", True, 0), ("sitemap", True, 0), ("gdelt", True, 0), ("gnews", True, 0)}
+
+
+class CountingWayback(FakeWayback):
+    """A wayback whose answers take a while, counting how many are being answered at once."""
+
+    def __init__(self, history: FeedHistory, feed_url: str) -> None:
+        super().__init__(history, feed_url)
+        self.lock, self.busy, self.most = threading.Lock(), 0, 0
+
+    def answer(self, path: str, query: dict[str, str]) -> Answer:
+        with self.lock:
+            self.busy += 1
+            self.most = max(self.most, self.busy)
+        try:
+            time.sleep(0.05)
+            return super().answer(path, query)
+        finally:
+            with self.lock:
+                self.busy -= 1
+
+
+def test_two_recrawls_on_one_postgresql_ask_the_archives_one_after_the_other(
+        pg_home: Home, history: FeedHistory, servers: list[LoopbackServer]) -> None:
+    wayback = CountingWayback(history, FEED)
+    configure(pg_home, {"wayback_url": serve(servers, wayback).url("")})
+    args = ("recrawl", "--from", "2025-02-01", "--to", "2025-02-14", "--archive", "wayback", "--format", "json")
+    assert pg_home.run("status").code == 0  # the schema, before two processes race to create it
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TALENTWATCH_")},
+           "TALENTWATCH_HOME": str(pg_home.path)}
+    procs = [subprocess.Popen([sys.executable, "-m", "talentwatch", "--config", str(pg_home.config), *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=pg_home.path)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    assert wayback.most == 1  # never two requests at once: each process asks one at a time, and one process asks
+    assert sum("another recrawl is asking the archives" in err for _, err in outs) == 1
+    totals = [json.loads(out)["total"]["new"] for out, _ in outs]
+    assert min(totals) == 0 and max(totals) == pg_home.sql("select count(*) from items")[0][0] > 0
