@@ -100,8 +100,8 @@ def test_three_daemons_share_300_feeds_survive_kill_9_and_send_one_digest(
     print(f"\nlongest gap in the killed daemon's feeds' polls: {failover:.1f} s (lease {LEASE:g} s, interval "
           f"{INTERVAL:g} s)")
     # the feed was due (interval) and leased at once, the lease ran out, and the next look came as it ended; the
-    # slack is the looks' own time (a query, a crawl starting) and the request log's
-    assert failover <= INTERVAL + LEASE + 1.0
+    # slack is the looks' own time (a query, a crawl starting; measured 0.3-0.8 s) and a busy CI machine's
+    assert failover <= INTERVAL + LEASE + 2.0
     assert _count(pg_home, "select count(*) from items") == FEEDS  # nothing stored twice, nothing lost
     assert _count(pg_home, "select count(distinct key) from items") == FEEDS
     assert _count(pg_home, "select count(*) from feeds where leased_by is not null") == 0
