@@ -6,9 +6,8 @@ archive backfills, re-crawls) clusters the same way, in the transaction that sto
 - ``features``: the content words of the title and the lead (its first ``LEAD_WORDS`` words), case- and
   accent-folded, traditional Chinese as simplified, stop words dropped, English words stemmed (Snowball, by
   PyStemmer); numbers and names as words (H20, 300, zhao); Chinese, Japanese and Korean text as character
-  bigrams; the title's adjacent word pairs; the item's entities (``@deepseek``: one id whatever the language
-  or alias, so they link Chinese and English reports); and the kinds of event the text names (``~ban``: "bars",
-  "blocked", 禁止, 封杀; ``EVENT_KINDS``), which say what happened in either language.
+  bigrams; the title's adjacent word pairs; and the item's entities (``@deepseek``: one id whatever the language
+  or alias, so they link Chinese and English reports).
 - ``vector``: TF-IDF weights of the features, unit length, with document frequencies counted over the stored items
   (``store/stories.py`` keeps them in ``term_counts``): a word every item has weighs nothing, a name or an amount
   that few items share weighs most.
@@ -18,9 +17,7 @@ archive backfills, re-crawls) clusters the same way, in the transaction that sto
   features both scripts can share count (entities, numbers, Latin words): ``score`` compares those ``neutral``
   vectors, against a threshold of their own. The score decays with the days since the story's first report
   (re-reports come within a day or two; what comes later with the same actors is most often a new development),
-  and the item must resemble that first report too: a story cannot drift away from what it began as. An item that
-  names kinds of event, none of which its first report names, scores half (the same actors, another development:
-  "Trump allows H200 sales" and "China weighs limiting H200 purchases").
+  and the item must resemble that first report too: a story cannot drift away from what it began as.
 - ``index_terms``: an item's entities and its ``INDEX_TERMS`` rarest features; the store indexes items by them
   (``story_keys``), so a new item meets only stored items that share a rare word or an entity (sub-linear
   candidates; the same story's reports share its rare words).
@@ -49,9 +46,7 @@ INDEX_TERMS = 12  # rarest features an item is indexed by (beside its entities)
 THRESHOLD = 0.20  # an item joins the story it scores best with, from this score
 CROSS_THRESHOLD = 0.14  # ... between scripts, on the neutral features
 SAME_SOURCE_THRESHOLD = 0.5  # a story of one outlet's own items only: recurring titles ("Morning Bid: ...") stay apart
-DRIFT = 0.7  # ... if it scores at least this share of the threshold with the story's first report (no drift)
-KIND_WEIGHT = 5.0  # an event kind's weight (a fixed IDF: as rare as a word one item in 150 has)
-OTHER_KIND = 0.5  # the score of an item that names kinds of event, none of those of the story's first report
+DRIFT = 0.5  # ... if it scores at least this share of the threshold with the story's first report (no drift)
 GRACE = 1.0  # days after a story's first report without decay; then its score falls by e every TAU days
 TAU = 1.0  # (re-reports come within a day or two; later reports with the same actors are often new developments)
 
@@ -97,58 +92,10 @@ def _tokens(text: str) -> list[str]:
 
 
 def features(title: str, summary: str, entities: Iterable[str] = ()) -> frozenset[str]:
-    """What is compared between items: content words of title and lead, the title's word pairs, the entities,
-    and the kinds of event the text names in either language (``~leave``: resigns, 离职)."""
-    lead_text = " ".join(summary[:LEAD_WORDS * 15].split()[:LEAD_WORDS])
+    """What is compared between items: content words of title and lead, the title's word pairs, the entities."""
     head = _tokens(title)
-    lead = _tokens(lead_text)
-    return frozenset((*head, *lead, *(f"{a} {b}" for a, b in pairwise(head)), *(f"@{e}" for e in entities),
-                      *event_kinds(f"{title} {lead_text}")))
-
-
-# kinds of event, each named by English words (matched after stemming) and Chinese words (matched in the text): a
-# language-neutral feature of what happened, beside who it happened to
-EVENT_KINDS = {
-    "leave": ("resign resigns resigned resignation quit quits depart departs departure exit exits leave leaves "
-              "leaving ousted oust fired sacked steps step", "离职 辞职 出走 离开 卸任 下台 离任 请辞 解雇 开除"),
-    "hire": ("hire hires hired hiring poach poaches poached poaching recruit recruits recruited recruiting joins "
-             "joined lure lures lured", "挖角 挖走 加盟 加入 招募 招聘 跳槽 延揽 入职 聘请 挖人"),
-    "freeze": ("freeze freezes froze frozen pause pauses paused", "冻结 暂停"),
-    "ban": ("ban bans banned banning block blocks blocked bar bars barred prohibit prohibits prohibited restrict "
-            "restricts restricted restriction restrictions curb curbs blacklist blacklisted", "禁止 禁令 封杀 禁售 "
-            "限制 拉黑 实体清单 禁用 不准 禁购 限购 叫停"),
-    "allow": ("allow allows allowed approve approves approved approval permit permits permitted licence licences "
-              "license licenses licensed greenlight greenlights resume resumes resumed lift lifts lifted",
-              "批准 允许 许可 放行 准许 解禁 恢复 获准 批购"),
-    "smuggle": ("smuggle smuggled smuggling smugglers divert diverted diversion indict indicted indictment arrest "
-                "arrested charged", "走私 逮捕 非法出口 被捕 起诉书"),
-    "probe": ("probe probes investigate investigates investigation antitrust inquiry scrutiny",
-              "调查 反垄断 审查 约谈 立案"),
-    "sue": ("sue sues sued lawsuit lawsuits settle settles settled settlement copyright", "诉讼 起诉 和解 版权"),
-    "invest": ("invest invests invested investment investments stake funding raises raised valuation",
-               "投资 入股 融资 估值 注资"),
-    "acquire": ("acquire acquires acquired acquisition buy buys bought purchase takeover merger",
-                "收购 并购 买下"),
-    "launch": ("launch launches launched release releases released unveil unveils unveiled debut debuts",
-               "发布 推出 上线 亮相 首发 问世"),
-    "visit": ("visit visits visited trip arrives arrived arrival tour", "访问 到访 抵达 访台 访华 出访 行程 来台"),
-    "tariff": ("tariff tariffs duties", "关税"),
-    "reorganize": ("restructure restructures restructuring reorganize reorganization split splits overhaul shakeup "
-                   "reshuffle", "重组 拆分 分拆 改组 洗牌"),
-    "earnings": ("earnings revenue revenues profit profits quarterly", "财报 营收 利润 季度 财测"),
-}
-_KIND_BY_STEM = {_stem(w): k for k, (en, _) in EVENT_KINDS.items() for w in en.split()}
-_KIND_ZH = [(w, k) for k, (_, zh) in EVENT_KINDS.items() for w in zh.split()]
-
-
-def event_kinds(text: str) -> set[str]:
-    """The kinds of event a text names, as features (``~hire``)."""
-    folded = _fold(text)
-    kinds = {_KIND_BY_STEM[t] for t in (_stem(m.group()) for m in _TOKEN.finditer(folded)
-                                        if not _CJK_CHAR.match(m.group())) if t in _KIND_BY_STEM}
-    if _CJK_CHAR.search(folded):
-        kinds |= {k for w, k in _KIND_ZH if w in folded}
-    return {f"~{k}" for k in kinds}
+    lead = _tokens(" ".join(summary[:LEAD_WORDS * 15].split()[:LEAD_WORDS]))
+    return frozenset((*head, *lead, *(f"{a} {b}" for a, b in pairwise(head)), *(f"@{e}" for e in entities)))
 
 
 @lru_cache(maxsize=1 << 17)
@@ -159,7 +106,7 @@ def neutral(feature: str) -> bool:
 
 def cjk(feats: Iterable[str]) -> bool:
     """The item is written in a CJK script (most of its features are CJK bigrams)."""
-    kinds = [not neutral(f) for f in feats if f[0] not in "@~"]
+    kinds = [not neutral(f) for f in feats if not f.startswith("@")]
     return sum(kinds) * 2 > len(kinds)
 
 
@@ -175,7 +122,7 @@ def idf(df: int, total: int) -> float:
 
 def vector(feats: Iterable[str], df: Mapping[str, int], total: int) -> dict[str, float]:
     """Unit-length TF-IDF weights of a feature set (each feature once), ``df`` counted over ``total`` items."""
-    weights = {f: KIND_WEIGHT if f[0] == "~" else idf(df.get(f, 0), total) for f in feats}
+    weights = {f: idf(df.get(f, 0), total) for f in feats}
     norm = _norm(weights)
     return {f: w / norm for f, w in weights.items()}
 
@@ -184,7 +131,7 @@ def index_terms(feats: Iterable[str], df: Mapping[str, int]) -> list[str]:
     """The features an item is found by: its entities and its ``INDEX_TERMS`` rarest words (not word pairs: another
     outlet's paraphrase shares its words more often than its pairs)."""
     entities = [f for f in feats if f.startswith("@")]
-    words = sorted((f for f in feats if f[0] not in "@~" and " " not in f), key=lambda f: (df.get(f, 0), f))
+    words = sorted((f for f in feats if not f.startswith("@") and " " not in f), key=lambda f: (df.get(f, 0), f))
     return entities + words[:INDEX_TERMS]
 
 
@@ -231,9 +178,6 @@ def score(vec: Mapping[str, float], is_cjk: bool, source: str, story: Centroid, 
         vec_neutral = _neutral(vec)
         if _dot(vec_neutral, story.seed_neutral) >= DRIFT * CROSS_THRESHOLD:
             best = max(best, _dot(vec_neutral, story.neutral) / story.norm(True) * THRESHOLD / CROSS_THRESHOLD)
-    mine, seeds = {f for f in vec if f[0] == "~"}, {f for f in story.seed if f[0] == "~"}
-    if mine and seeds and not mine & seeds:  # it tells another kind of event than the story's first report
-        best *= OTHER_KIND
     return best * math.exp(-max(0.0, days - GRACE) / TAU)
 
 
