@@ -11,13 +11,15 @@ archive backfills, re-crawls) clusters the same way, in the transaction that sto
 - ``vector``: TF-IDF weights of the features, unit length, with document frequencies counted over the stored items
   (``store/stories.py`` keeps them in ``term_counts``): a word every item has weighs nothing, a name or an amount
   that few items share weighs most.
-- A story is compared as a whole: ``Centroid`` sums its reports' vectors, and ``score`` is the cosine of an item
-  with that sum, so an item joins a story it resembles on average, not one look-alike (no chaining of two events
-  through one ambiguous report). Between scripts (a Chinese report and an English story, or the reverse) only the
-  features both scripts can share count (entities, numbers, Latin words): ``score`` compares those ``neutral``
-  vectors, against a threshold of their own. The score decays with the days since the story's first report
-  (re-reports come within a day or two; what comes later with the same actors is most often a new development),
-  and the item must resemble that first report too: a story cannot drift away from what it began as.
+- A story is compared as a whole: ``Centroid`` sums its reports' vectors, and ``score`` is the mean cosine of an
+  item with its reports (average link: the dot product with that sum, divided by their number; a cosine with the
+  sum itself favoured big stories of varied reports), so an item joins a story it resembles on average, not one
+  look-alike (no chaining of two events through one ambiguous report). Between scripts (a Chinese report and an
+  English story, or the reverse) only the features both scripts can share count (entities, numbers, Latin words):
+  ``score`` compares those ``neutral`` vectors, against a threshold of their own. The score decays with the days
+  since the story's first report (re-reports come within a day or two; what comes later with the same actors is
+  most often a new development), and the item must resemble that first report too: a story cannot drift away from
+  what it began as.
 - ``index_terms``: an item's entities and its ``INDEX_TERMS`` rarest features; the store indexes items by them
   (``story_keys``), so a new item meets only stored items that share a rare word or an entity (sub-linear
   candidates; the same story's reports share its rare words).
@@ -43,8 +45,8 @@ import zhconv
 LEAD_WORDS = 40
 WINDOW_DAYS = 7  # a story takes reports this long after its first one
 INDEX_TERMS = 12  # rarest features an item is indexed by (beside its entities)
-THRESHOLD = 0.20  # an item joins the story it scores best with, from this score
-CROSS_THRESHOLD = 0.14  # ... between scripts, on the neutral features
+THRESHOLD = 0.16  # an item joins the story it scores best with, from this score
+CROSS_THRESHOLD = 0.12  # ... between scripts, on the neutral features
 SAME_SOURCE_THRESHOLD = 0.5  # a story of one outlet's own items only: recurring titles ("Morning Bid: ...") stay apart
 DRIFT = 0.5  # ... if it scores at least this share of the threshold with the story's first report (no drift)
 GRACE = 1.0  # days after a story's first report without decay; then its score falls by e every TAU days
@@ -146,7 +148,7 @@ class Centroid:
     seed_neutral: dict[str, float] = field(default_factory=dict)
     scripts: set[bool] = field(default_factory=set)  # cjk() of its reports
     sources: set[str] = field(default_factory=set)
-    norms: tuple[float, float] | None = None  # of full and neutral, once computed
+    count: int = 0  # reports added
 
     def add(self, vec: Mapping[str, float], is_cjk: bool, source: str) -> None:
         neutral_vec = _neutral(vec)
@@ -157,27 +159,22 @@ class Centroid:
                 total[f] = total.get(f, 0.0) + w
         self.scripts.add(is_cjk)
         self.sources.add(source)
-        self.norms = None
-
-    def norm(self, neutral: bool = False) -> float:
-        if self.norms is None:
-            self.norms = (_norm(self.full), _norm(self.neutral))
-        return self.norms[neutral]
+        self.count += 1
 
 
 def score(vec: Mapping[str, float], is_cjk: bool, source: str, story: Centroid, days: float) -> float:
-    """How well an item fits a story, on THRESHOLD's scale (0 when it may not join it at all): the cosine with the
-    story's centroid, provided the cosine with its seed is at least DRIFT of the threshold; between scripts, the
+    """How well an item fits a story, on THRESHOLD's scale (0 when it may not join it at all): the mean cosine with
+    the story's reports, provided the cosine with its seed is at least DRIFT of the threshold; between scripts, the
     same on the neutral features, scaled from CROSS_THRESHOLD to THRESHOLD; decayed with the ``days`` since the
     story's first report (after GRACE days, by e every TAU days)."""
-    full = _dot(vec, story.full) / story.norm()
+    full = _dot(vec, story.full) / story.count  # the mean cosine with its reports (average link)
     if story.sources == {source}:  # one outlet's own items: only a near copy joins
         return full if full >= SAME_SOURCE_THRESHOLD else 0.0
     best = full if _dot(vec, story.seed) >= DRIFT * THRESHOLD else 0.0  # the seed has unit length
     if (not is_cjk) in story.scripts:  # the story has reports in the other script
         vec_neutral = _neutral(vec)
         if _dot(vec_neutral, story.seed_neutral) >= DRIFT * CROSS_THRESHOLD:
-            best = max(best, _dot(vec_neutral, story.neutral) / story.norm(True) * THRESHOLD / CROSS_THRESHOLD)
+            best = max(best, _dot(vec_neutral, story.neutral) / story.count * THRESHOLD / CROSS_THRESHOLD)
     return best * math.exp(-max(0.0, days - GRACE) / TAU)
 
 
