@@ -28,11 +28,13 @@ from store.recrawl import recluster
 # held-out figures the method must keep (with a background archive), rounded down: measured 0.86, 0.60, 0.52 before
 # fresh-stories-3 joined the held-out part, 0.75, 0.61, 0.55 with it, 0.75, 0.59, 0.52 with fresh-stories-4 too,
 # 0.765, 0.600, 0.527 with fresh-stories-5 too (dense weeks of one company's news, often in Chinese, chain hard
-# negatives). The targets (precision 0.90, recall 0.75, cross-language recall 0.50, no story of more than 3
-# events) are not all reached; on the fresh batches, which the method never saw: fresh-stories-2 0.87, 0.54, 0.34;
-# fresh-stories-3 0.74, 0.77, 0.81; fresh-stories-4 0.77, 0.50, 0.45; fresh-stories-5 0.83, 0.69, 0.61.
-FLOORS = {"precision": 0.75, "recall": 0.59, "xlang_recall": 0.51}
-MAX_EVENTS = 4  # no stored story may join more labelled stories than this (the target is 3)
+# negatives); average link instead of the centroid's cosine: 0.782, 0.620, 0.539 on the same items, and 0.795, 0.609,
+# 0.527 with fresh-stories-6 too. The targets (precision 0.90, recall 0.75, cross-language recall 0.50, no
+# story of more than 3 events) are not all reached; on the fresh batches, which the method never saw: fresh-stories-2
+# 0.87, 0.54, 0.34; fresh-stories-3 0.74, 0.77, 0.81; fresh-stories-4 0.77, 0.50, 0.45; fresh-stories-5 0.83, 0.69,
+# 0.61; fresh-stories-6 (average link) 0.96, 0.63, 0.56.
+FLOORS = {"precision": 0.78, "recall": 0.59, "xlang_recall": 0.51}
+MAX_EVENTS = 3  # no stored story may join more labelled stories than this (the target)
 
 
 def test_the_set_has_the_stories_the_targets_need() -> None:
