@@ -1,5 +1,5 @@
 """Story assignment, inside the transaction that stores items: a new item joins the story it scores best with
-(pipelines/cluster.py: the cosine with the story's centroid, TF-IDF weighted), if that story began at most
+(pipelines/cluster.py: the mean cosine with its reports, TF-IDF weighted), if that story began at most
 ``WINDOW_DAYS`` before it; else it starts its own story, whose id is the item's own id.
 
 - Document frequencies: ``term_counts`` holds, per feature key, how many stored items have the feature (key 0: how
