@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -27,15 +27,23 @@ from store import models as m
 LIVE = 3  # a worker whose heartbeat is older than this many leases is shown as gone
 
 
+def _configured(sources: Sequence[Source]) -> tuple[ColumnElement[bool], ...]:
+    """The enabled feeds of ``sources``."""
+    return m.Feed.url.in_([u for s in sources for u in s.feeds]), m.Feed.disabled.is_(False)
+
+
+def _unleased() -> ColumnElement[bool]:
+    """No live lease holds the feed (none, or one that ran out by the database's clock)."""
+    return or_(m.Feed.lease_until.is_(None), m.Feed.lease_until < func.now())
+
+
 def lease_due(session: Session, sources: Sequence[Source], worker: str, lease: float, batch: int,
               now: datetime) -> list[FeedState]:
     """Take up to ``batch`` of the due feeds that no live lease holds: leased to ``worker`` for ``lease`` seconds.
     Call in a transaction; the lease is visible to other workers when it commits."""
     intervals = {s.id: s.interval for s in sources}
     query = (select(m.Feed)
-             .where(m.Feed.url.in_([u for s in sources for u in s.feeds]), m.Feed.disabled.is_(False),
-                    or_(m.Feed.next_due.is_(None), m.Feed.next_due <= now),
-                    or_(m.Feed.lease_until.is_(None), m.Feed.lease_until < func.now()))
+             .where(*_configured(sources), or_(m.Feed.next_due.is_(None), m.Feed.next_due <= now), _unleased())
              .order_by(m.Feed.next_due.nulls_first(), m.Feed.id).limit(batch)
              .with_for_update(skip_locked=True))
     feeds = list(session.scalars(query))
@@ -50,9 +58,8 @@ def next_look(session: Session, sources: Sequence[Source], now: datetime) -> dat
     """When a feed of ``sources`` is next due for some worker, in the clock of ``now``: the earliest due time of a
     feed that no live lease holds, or the end of the earliest live lease (a killed worker's feeds are due again then;
     the database's clock, moved into the worker's by their difference at this instant)."""
-    configured = (m.Feed.url.in_([u for s in sources for u in s.feeds]), m.Feed.disabled.is_(False))
-    free = session.scalar(select(func.min(m.Feed.next_due)).where(
-        *configured, or_(m.Feed.lease_until.is_(None), m.Feed.lease_until < func.now())))
+    configured = _configured(sources)
+    free = session.scalar(select(func.min(m.Feed.next_due)).where(*configured, _unleased()))
     db_now, lease_end = session.execute(select(func.now(), func.min(m.Feed.lease_until)).where(
         *configured, m.Feed.lease_until >= func.now())).one()
     held = None if lease_end is None else now + (lease_end - db_now)

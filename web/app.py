@@ -142,10 +142,10 @@ class Workbench:
         except (QueryError, RuleError) as e:
             f.error = _query_error(e)
             return 0, []
-        dialect = session.get_bind().dialect.name
-        query = items_query(f.store_filter(), dialect)
+        dialect, store_filter = session.get_bind().dialect.name, f.store_filter()
+        query = items_query(store_filter, dialect)
         if tagger is None and not f.lang:
-            total = session.scalar(items_count(f.store_filter(), dialect)) or 0
+            total = session.scalar(items_count(store_filter, dialect)) or 0
             page = list(session.scalars(query.offset((f.page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
             return total, page
         rows = session.scalars(query) if tagger is None else matching(session, query, tagger)
