@@ -11,17 +11,15 @@ archive backfills, re-crawls) clusters the same way, in the transaction that sto
 - ``vector``: TF-IDF weights of the features, unit length, with document frequencies counted over the stored items
   (``store/stories.py`` keeps them in ``term_counts``): a word every item has weighs nothing, a name or an amount
   that few items share weighs most.
-- A story is compared as a whole: ``Centroid`` sums its reports' vectors, and the evidence is averaged over its
-  reports (average link: the dot product with that sum, divided by their number; a cosine with the sum itself
-  favoured big stories of varied reports), so an item joins a story it resembles on average, not one look-alike (no
-  chaining of two events through one ambiguous report). ``evidence`` splits that mean cosine by kind of feature
-  (words, entities, numbers), and adds the cosine with the story's first report, the mean cosine on the features both
-  scripts share (entities, numbers, Latin words: what links a Chinese report and an English story), whether the story
-  is in the other script only, the days since its first report and whether it is one outlet's own. ``score`` weighs
-  them with ``WEIGHTS``, a logistic regression fitted on the story set's tune events (``python -m
-  pipelines.cluster_train``), not set by hand: the probability that the item reports the story. Two caps stay
-  fixed: the item must resemble the story's first report (a story cannot drift away from what it began as), and a
-  story of one outlet's own items takes only near copies (recurring titles stay apart).
+- A story is compared as a whole: ``Centroid`` sums its reports' vectors, and ``score`` is the mean cosine of an
+  item with its reports (average link: the dot product with that sum, divided by their number; a cosine with the
+  sum itself favoured big stories of varied reports), so an item joins a story it resembles on average, not one
+  look-alike (no chaining of two events through one ambiguous report). Between scripts (a Chinese report and an
+  English story, or the reverse) only the features both scripts can share count (entities, numbers, Latin words):
+  ``score`` compares those ``neutral`` vectors, against a threshold of their own. The score decays with the days
+  since the story's first report (re-reports come within a day or two; what comes later with the same actors is
+  most often a new development), and the item must resemble that first report too: a story cannot drift away from
+  what it began as.
 - ``index_terms``: an item's entities and its ``INDEX_TERMS`` rarest features; the store indexes items by them
   (``story_keys``), so a new item meets only stored items that share a rare word or an entity (sub-linear
   candidates; the same story's reports share its rare words).
@@ -47,16 +45,12 @@ import zhconv
 LEAD_WORDS = 40
 WINDOW_DAYS = 7  # a story takes reports this long after its first one
 INDEX_TERMS = 12  # rarest features an item is indexed by (beside its entities)
+THRESHOLD = 0.16  # an item joins the story it scores best with, from this score
+CROSS_THRESHOLD = 0.12  # ... between scripts, on the neutral features
 SAME_SOURCE_THRESHOLD = 0.5  # a story of one outlet's own items only: recurring titles ("Morning Bid: ...") stay apart
-DRIFT = 0.08  # ... if its cosine with the story's first report is at least this (no drift)
-DRIFT_NEUTRAL = 0.06  # ... or, with a story that has reports in the other script, this on the neutral features
-GRACE = 1.0  # days after a story's first report that count as none (re-reports come within a day or two)
-# evidence weights and the threshold on their probability; fitted by pipelines/cluster_train.py on the story set's
-# tune events (tests/data/stories/set.jsonl, split "tune", with the shared corpus as background archive)
-WEIGHTS = {"word": 8.871, "entity": 1.772, "number": 1.539, "seed": 9.096, "neutral": 8.128, "neutral_across": 2.576,
-           "across": 2.109, "mixed": 1.806, "days": -0.406, "same_source": -1.864}
-BIAS = -3.972
-THRESHOLD = 0.46  # an item joins the story it scores best with, from this probability
+DRIFT = 0.5  # ... if it scores at least this share of the threshold with the story's first report (no drift)
+GRACE = 1.0  # days after a story's first report without decay; then its score falls by e every TAU days
+TAU = 1.0  # (re-reports come within a day or two; later reports with the same actors are often new developments)
 
 _CJK_RANGES = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _TOKEN = re.compile(f"[{_CJK_RANGES}]+|[^\\W_{_CJK_RANGES}]+")
@@ -168,51 +162,20 @@ class Centroid:
         self.count += 1
 
 
-def evidence(vec: Mapping[str, float], is_cjk: bool, source: str, story: Centroid, days: float) -> dict[str, float]:
-    """What an item and a story share, as the features ``WEIGHTS`` weigh: mean cosines with its reports by kind of
-    feature, the cosine with its first report, the mean cosine on the features both scripts share (and again when
-    the story is in the other script only), the days since its first report beyond GRACE, one outlet's own story."""
-    word = entity = number = 0.0
-    for f, w in vec.items():
-        shared = w * story.full.get(f, 0.0)
-        if not shared:
-            continue
-        if f[0] == "@":
-            entity += shared
-        elif _numeric(f):
-            number += shared
-        else:
-            word += shared
-    n = story.count
-    neutral_mean = _dot(_neutral(vec), story.neutral) / n
-    across = float(story.scripts == {not is_cjk})
-    return {"word": word / n, "entity": entity / n, "number": number / n, "seed": _dot(vec, story.seed),
-            "neutral": neutral_mean, "neutral_across": neutral_mean * across, "across": across,
-            "mixed": float(len(story.scripts) == 2), "days": max(0.0, days - GRACE),
-            "same_source": float(story.sources == {source})}
-
-
-def may_join(vec: Mapping[str, float], is_cjk: bool, source: str, story: Centroid) -> bool:
-    """The fixed caps: the item resembles the story's first report (on the neutral features, if the story has
-    reports in the other script), and a story of one outlet's own items takes only a near copy."""
-    if story.sources == {source} and _dot(vec, story.full) / story.count < SAME_SOURCE_THRESHOLD:
-        return False
-    return (_dot(vec, story.seed) >= DRIFT
-            or (not is_cjk) in story.scripts and _dot(_neutral(vec), story.seed_neutral) >= DRIFT_NEUTRAL)
-
-
 def score(vec: Mapping[str, float], is_cjk: bool, source: str, story: Centroid, days: float) -> float:
-    """The probability that an item reports a story (``days`` since its first report), 0 when it may not join it."""
-    if not may_join(vec, is_cjk, source, story):
-        return 0.0
-    ev = evidence(vec, is_cjk, source, story, days)
-    return 1 / (1 + math.exp(-(BIAS + sum(WEIGHTS[k] * x for k, x in ev.items()))))
-
-
-@lru_cache(maxsize=1 << 17)
-def _numeric(feature: str) -> bool:
-    """A number or a model's name (300, h20, 2nm): a word with a digit (not a word pair)."""
-    return " " not in feature and any(c.isdigit() for c in feature)
+    """How well an item fits a story, on THRESHOLD's scale (0 when it may not join it at all): the mean cosine with
+    the story's reports, provided the cosine with its seed is at least DRIFT of the threshold; between scripts, the
+    same on the neutral features, scaled from CROSS_THRESHOLD to THRESHOLD; decayed with the ``days`` since the
+    story's first report (after GRACE days, by e every TAU days)."""
+    full = _dot(vec, story.full) / story.count  # the mean cosine with its reports (average link)
+    if story.sources == {source}:  # one outlet's own items: only a near copy joins
+        return full if full >= SAME_SOURCE_THRESHOLD else 0.0
+    best = full if _dot(vec, story.seed) >= DRIFT * THRESHOLD else 0.0  # the seed has unit length
+    if (not is_cjk) in story.scripts:  # the story has reports in the other script
+        vec_neutral = _neutral(vec)
+        if _dot(vec_neutral, story.seed_neutral) >= DRIFT * CROSS_THRESHOLD:
+            best = max(best, _dot(vec_neutral, story.neutral) / story.count * THRESHOLD / CROSS_THRESHOLD)
+    return best * math.exp(-max(0.0, days - GRACE) / TAU)
 
 
 def _neutral(vec: Mapping[str, float]) -> dict[str, float]:

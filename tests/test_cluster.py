@@ -90,8 +90,7 @@ def test_the_score_decays_with_the_days_since_the_first_report() -> None:
     story.add(cluster.vector(cluster.features("Nvidia H20 licence", "granted"), df, 100), False, "a")
     vec = cluster.vector(cluster.features("Nvidia H20 licence granted", ""), df, 100)
     assert cluster.score(vec, False, "b", story, 0) == cluster.score(vec, False, "b", story, cluster.GRACE)
-    assert cluster.score(vec, False, "b", story, 3) < cluster.score(vec, False, "b", story, 2) < \
-        cluster.score(vec, False, "b", story, cluster.GRACE)
+    assert cluster.score(vec, False, "b", story, 3) < cluster.score(vec, False, "b", story, 2) / 2
 
 
 def pair_metrics(pairs: list[tuple[bool, bool]]) -> tuple[float, float]:
@@ -166,20 +165,3 @@ def test_one_story_from_several_outlets_and_unrelated_items_apart(corpus_stories
     assert {i["source"] for i in broadcom} == {"bloomberg", "reuters"}
     morning_bids = [i for members in corpus_stories.values() for i in members if i["title"].startswith("Morning Bid")]
     assert len({i["story"] for i in morning_bids}) == len(morning_bids) > 3  # a column's issues stay apart
-
-
-def test_the_shipped_weights_are_those_fitted_on_the_tune_events() -> None:
-    """cluster.WEIGHTS, BIAS and THRESHOLD come from ``python -m pipelines.cluster_train`` on the story set's tune
-    split with the shared corpus as background: refitting gives them back (so a change of the evidence, the set or
-    the caps cannot ship with stale weights)."""
-    import storyset
-
-    from pipelines import cluster_train
-
-    items = storyset.load(split="tune")
-    rows = cluster_train.pairs(items, cluster_train.feed_items(need_corpus() / "feeds"))
-    assert {same for _, same, _ in rows} == {True, False} and set(rows[0][0]) == set(cluster.WEIGHTS)
-    weights, bias, threshold = cluster_train.fit(rows)
-    assert weights == pytest.approx(cluster.WEIGHTS, abs=0.002)
-    assert bias == pytest.approx(cluster.BIAS, abs=0.002)
-    assert threshold == pytest.approx(cluster.THRESHOLD, abs=0.006)
