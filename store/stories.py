@@ -188,8 +188,8 @@ def _counts(session: Session, feats: Iterable[str]) -> tuple[dict[str, int], int
         for key, n in session.execute(select(table.c.key, table.c.df).where(table.c.key.in_(chunk))):
             if key == _TOTAL:
                 total = n
-            else:
-                df[by_key[key]] = n
+            else:  # never below 0: items stored by an earlier method may be forgotten with today's features
+                df[by_key[key]] = max(n, 0)
     return df, total
 
 
