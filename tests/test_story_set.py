@@ -34,9 +34,11 @@ from store.recrawl import recluster
 # targets (precision 0.90, recall 0.75, cross-language recall 0.50, no story of more than 3 events) are not all
 # reached; on the fresh batches, which the method never saw: fresh-stories-2 0.87, 0.54, 0.34; fresh-stories-3 0.74,
 # 0.77, 0.81; fresh-stories-4 0.77, 0.50, 0.45; fresh-stories-5 0.83, 0.69, 0.61; fresh-stories-6 (average link)
-# 0.96, 0.63, 0.56; fresh-stories-7 0.90, 0.70, 0.71.
-FLOORS = {"precision": 0.78, "recall": 0.59, "xlang_recall": 0.51}
-MAX_EVENTS = 4  # no stored story may join more labelled stories than this (measured; the target is 3)
+# 0.96, 0.63, 0.56; fresh-stories-7 0.90, 0.70, 0.71; fresh-stories-8 0.97, 0.74, 0.70, and with the English glosses
+# of Chinese words 0.97, 0.84, 0.84. With fresh-stories-8 in the held-out part: 0.820, 0.621, 0.554 and 4 events
+# without the glosses, 0.877, 0.710, 0.702 and 3 events with them.
+FLOORS = {"precision": 0.87, "recall": 0.70, "xlang_recall": 0.70}
+MAX_EVENTS = 3  # no stored story may join more labelled stories than this (the target)
 
 
 def test_the_set_has_the_stories_the_targets_need() -> None:
