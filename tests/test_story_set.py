@@ -155,6 +155,36 @@ def test_recluster_recomputes_a_range_and_keeps_unchanged_story_ids(engine) -> N
     assert _stories(engine) == before and _counted(engine) == (FILLER + 4, FILLER + 4)
 
 
+def test_items_stored_by_an_earlier_method_recluster_with_todays_features(engine, monkeypatch) -> None:  # noqa: ANN001
+    """Chinese items stored before their words had English glosses: forgetting them takes back counts they never
+    added (a stored count may go below 0: it reads as 0, never as a broken weight, which would fail the store), and
+    reclustering counts them again with today's features."""
+    from pipelines import cluster
+    from store import stories
+
+    zh = ("英伟达获美国许可恢复向中国出售H20芯片", "美国商务部向英伟达发放许可证,允许其向中国客户出口H20加速器。")
+    zh_again = ("美国批准英伟达向中国出售H20芯片", "英伟达表示,美国商务部已批准其向中国客户出口H20加速器的许可证。")
+    with monkeypatch.context() as old_method:
+        old_method.setattr(cluster, "glosses", lambda text: [])
+        stories._text.cache_clear()
+        _save(engine, "a", "zh", *zh, WHEN)
+        _save(engine, "c", "zh-old", *zh_again, WHEN + timedelta(minutes=30))
+    stories._text.cache_clear()
+    _save(engine, "b", "en", *H20, WHEN + timedelta(hours=1))
+    recluster(engine, ["a", "c"], WHEN - timedelta(days=1), WHEN + timedelta(days=1))
+    with engine.begin() as conn:  # both forgotten again, as an edit or a second recrawl would
+        stories.forget(Session(bind=conn), [i for i, in conn.execute(
+            select(m.Item.id).where(m.Item.source_id.in_(["a", "c"])))])
+        stored = dict(conn.execute(select(m.TermCount.key, m.TermCount.df)).all())
+        df, _ = stories._counts(Session(bind=conn), cluster.features(*zh))
+    assert min(stored.values()) < 0 <= min(df.values())  # below 0 in the table, read as 0
+    recluster(engine, ["a", "b", "c"], WHEN - timedelta(days=1), WHEN + timedelta(days=1))
+    assert _counted(engine) == (FILLER + 3, FILLER + 3)
+    with Session(engine) as session:
+        df, _ = stories._counts(session, cluster.features(*zh))
+    assert min(df.values()) >= 0 and df["h20"] == 3  # what all three share is counted once for each
+
+
 def test_document_frequencies_on_postgresql(pg_url: str) -> None:
     """The upsert of term_counts is dialect-specific: the same counts on PostgreSQL."""
     engine = open_database(pg_url)
