@@ -30,6 +30,11 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 _SIMPLE_URL = re.compile(
     r"(?P<scheme>https?)://(?P<host>(?!xn--)[a-z0-9][a-z0-9-]{0,62}(?:\.(?!xn--)[a-z0-9][a-z0-9-]{0,62})*)"
     r"(?::(?P<port>[0-9]{1,5}))?(?P<path>/[A-Za-z0-9._~!$&'()*+,=:@/-]*)?(?:#.*)?", re.IGNORECASE | re.DOTALL)
+# A host whose last label is a number is an IPv4 address to w3lib >= 2.6 (the WHATWG URL standard: 0 is 0.0.0.0, 1.2
+# is 1.0.0.2, a.0 is an error); only a plain dotted quad stays as it is.
+_NUMBER = re.compile(r"[0-9]+|0x[0-9a-f]*", re.IGNORECASE)
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _BLOCK_TAGS = ("p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote", "section")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _OTHER_SPACES = re.compile(r"[\t\r\f\v\u00a0]")
@@ -39,7 +44,8 @@ _SPACE_RUNS = re.compile(r" {2,}")
 def canonical_url(url: str) -> str:
     """Lower-case scheme and host, drop the default port, the fragment and tracking parameters, sort the query."""
     simple = _SIMPLE_URL.fullmatch(url.strip())
-    if simple is None or "/." in (simple["path"] or "") or int(simple["port"] or 0) > 65535:
+    if (simple is None or "/." in (simple["path"] or "") or int(simple["port"] or 0) > 65535
+            or _NUMBER.fullmatch(simple["host"].rsplit(".", 1)[-1]) and not _DOTTED_QUAD.fullmatch(simple["host"])):
         return _canonical_url(url)
     scheme, host, port = simple["scheme"].lower(), simple["host"].lower(), simple["port"]
     netloc = host if port is None or int(port) == DEFAULT_PORTS[scheme] else f"{host}:{int(port)}"

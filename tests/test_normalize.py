@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pipelines.normalize import (
@@ -68,6 +68,10 @@ _SIMPLE = st.builds(
 
 @settings(max_examples=3000, deadline=None)
 @given(_SIMPLE)
+@example("http://0").via("a host ending in a number is an IPv4 address to w3lib >= 2.6")
+@example("http://1.2").via("w3lib >= 2.6 reads it as 1.0.0.2")
+@example("https://a.b.019:8080/x").via("w3lib >= 2.6 refuses it")
+@example("http://127.0.0.1:8080/feed").via("a dotted quad keeps the shortcut")
 def test_simple_urls_take_a_shortcut_to_the_same_canonical_url(url: str) -> None:
     """canonical_url skips the general path for plain http(s) links; the answer must be the general one."""
     try:
