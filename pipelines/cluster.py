@@ -83,9 +83,9 @@ _stem = lru_cache(maxsize=1 << 16)(Stemmer.Stemmer("english").stemWord)  # Snowb
 
 
 def _tokens(text: str) -> list[str]:
-    """Content words; a run of CJK characters becomes its character bigrams."""
+    """Content words of a folded text (``_fold``); a run of CJK characters becomes its character bigrams."""
     out: list[str] = []
-    for match in _TOKEN.finditer(_fold(text)):
+    for match in _TOKEN.finditer(text):
         token = match.group()
         if _CJK_CHAR.match(token):
             out.extend(token[i:i + 2] for i in range(max(1, len(token) - 1)))
@@ -100,7 +100,7 @@ def _tokens(text: str) -> list[str]:
 def features(title: str, summary: str, entities: Iterable[str] = ()) -> frozenset[str]:
     """What is compared between items: content words of title and lead, the title's word pairs, the entities, the
     English glosses of Chinese words."""
-    lead_text = " ".join(summary[:LEAD_WORDS * 15].split()[:LEAD_WORDS])
+    title, lead_text = _fold(title), _fold(" ".join(summary[:LEAD_WORDS * 15].split()[:LEAD_WORDS]))
     head = _tokens(title)
     lead = _tokens(lead_text)
     return frozenset((*head, *lead, *(f"{a} {b}" for a, b in pairwise(head)), *(f"@{e}" for e in entities),
@@ -110,20 +110,20 @@ def features(title: str, summary: str, entities: Iterable[str] = ()) -> frozense
 GLOSS_WORDS = 3  # content words of a Chinese word's first English sense that stand for it
 MAX_WORD = 8  # characters of the longest dictionary word looked for
 _PAREN = re.compile(r"\([^)]*\)|\[[^\]]*\]")
-_NOT_A_SENSE = ("CL:", "variant of", "surname", "see ", "pr.", "used in", "abbr.")
+_NOT_A_SENSE = ("CL:", "surname", "see ", "pr.", "used in", "abbr.")  # and any sense naming a "variant of" a word
 _CJK_RUN = re.compile(f"[{_CJK_RANGES}]+")
 
 
 def glosses(text: str) -> list[str]:
-    """English words for the Chinese words of a text (stemmed like English text): each run of Chinese characters is
-    cut into CC-CEDICT's words by forward maximum matching (at each point the longest dictionary word of two
-    characters or more; a character alone gives nothing, it is too ambiguous), and each word gives the first
-    GLOSS_WORDS content words of its first English sense."""
+    """English words for the Chinese words of a folded text (``_fold``; stemmed like English text): each run of
+    Chinese characters is cut into CC-CEDICT's words by forward maximum matching (at each point the longest dictionary
+    word of two characters or more; a character alone gives nothing, it is too ambiguous), and each word gives the
+    first GLOSS_WORDS content words of its first English sense."""
     if not _CJK_CHAR.search(text):
         return []
     dictionary = _dictionary()
     out: list[str] = []
-    for run in _CJK_RUN.findall(_fold(text)):
+    for run in _CJK_RUN.findall(text):
         i = 0
         while i < len(run):
             for n in range(min(MAX_WORD, len(run) - i), 1, -1):
@@ -164,7 +164,8 @@ def _gloss(word: str) -> tuple[str, ...] | None:
         for sense in (part for senses in english.strip().rstrip("/").split("/")[1:] for part in senses.split(";")):
             if sense.startswith(_NOT_A_SENSE) or "variant of" in sense:
                 continue
-            words = [t for t in _tokens(_PAREN.sub(" ", sense).split(",")[0]) if not any(c.isdigit() for c in t)]
+            words = [t for t in _tokens(_fold(_PAREN.sub(" ", sense).split(",")[0]))
+                     if not any(c.isdigit() for c in t)]
             if words:
                 return tuple(dict.fromkeys(words[:GLOSS_WORDS]))
     return None
