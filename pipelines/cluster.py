@@ -54,7 +54,7 @@ CROSS_THRESHOLD = 0.10  # ... between scripts, on the neutral features
 SAME_SOURCE_THRESHOLD = 0.5  # a story of one outlet's own items only: recurring titles ("Morning Bid: ...") stay apart
 DRIFT = 0.5  # ... if it scores at least this share of the threshold with the story's first report (no drift)
 GRACE = 1.0  # days after a story's first report without decay; then its score falls by e every TAU days
-TAU = 1.0  # (re-reports come within a day or two; later reports with the same actors are often new developments)
+TAU = 2.0  # (most re-reports come within a day or two, slow ones within the week; later: new developments)
 
 _CJK_RANGES = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _TOKEN = re.compile(f"[{_CJK_RANGES}]+|[^\\W_{_CJK_RANGES}]+")

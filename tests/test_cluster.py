@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -90,7 +91,9 @@ def test_the_score_decays_with_the_days_since_the_first_report() -> None:
     story.add(cluster.vector(cluster.features("Nvidia H20 licence", "granted"), df, 100), False, "a")
     vec = cluster.vector(cluster.features("Nvidia H20 licence granted", ""), df, 100)
     assert cluster.score(vec, False, "b", story, 0) == cluster.score(vec, False, "b", story, cluster.GRACE)
-    assert cluster.score(vec, False, "b", story, 3) < cluster.score(vec, False, "b", story, 2) / 2
+    day2, day4 = (cluster.score(vec, False, "b", story, d) for d in (1 + cluster.TAU, 1 + 2 * cluster.TAU))
+    assert day4 == pytest.approx(day2 / math.e) and day4 < day2 / 2  # by e every TAU days
+    assert cluster.score(vec, False, "b", story, cluster.WINDOW_DAYS) < cluster.score(vec, False, "b", story, 0) / 10
 
 
 def pair_metrics(pairs: list[tuple[bool, bool]]) -> tuple[float, float]:
