@@ -85,16 +85,16 @@ def train(items: Sequence[LabelledItem], tagger: Tagger, kinds: dict[str, str], 
                 recall, t, precision = ties[len(ties) // 2]  # the middle of the best thresholds
                 if best is None or recall > best[0]:
                     best = (recall, precision, c, t)
-        rules_tp = sum(1 for yi, r in zip(y, rules, strict=True) if yi and r)
+        rules_recall = sum(1 for yi, r in zip(y, rules, strict=True) if yi and r) / max(1, sum(y))
         if best is None:
             log(f"{topic}: no threshold keeps precision {min_precision}; the model adds nothing")
             continue
         recall, precision, c, t = best
-        if recall < rules_tp / max(1, sum(y)) + MIN_GAIN:
+        if recall < rules_recall + MIN_GAIN:
             log(f"{topic}: cross-validated by event, the model adds less than {MIN_GAIN} to the rules' recall "
-                f"{rules_tp / max(1, sum(y)):.3f} (rules or model: {recall:.3f}); left out")
+                f"{rules_recall:.3f} (rules or model: {recall:.3f}); left out")
             continue
-        log(f"{topic}: cross-validated by event, rules alone recall {rules_tp / max(1, sum(y)):.3f}; "
+        log(f"{topic}: cross-validated by event, rules alone recall {rules_recall:.3f}; "
             f"rules or model (C={c}, threshold {t:.2f}) recall {recall:.3f}, precision of the model's additions "
             f"{precision:.3f}")
         clf = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(x, y)
