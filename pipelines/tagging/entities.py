@@ -36,11 +36,6 @@ class _Alias:
     exact: tuple[str, ...] | None  # the original case, for case-sensitive aliases
 
     @functools.cached_property
-    def simple(self) -> bool:
-        """One token, any case: present whenever the token is in the vocabulary."""
-        return len(self.tokens) == 1 and self.exact is None
-
-    @functools.cached_property
     def marked(self) -> str:
         """The alias as it appears in :attr:`Doc.joined` (or, case-sensitive, in the raw tokens)."""
         return f" {' '.join(self.exact or self.tokens)} "
@@ -99,7 +94,7 @@ class AliasIndex:
         """Where the entity's aliases occur in the document."""
         spans = []
         for alias in self._by_entity.get(entity_id, ()):
-            if alias.simple or self._occurs(doc, alias):
+            if self._occurs(doc, alias):
                 spans += self._spans(doc, alias)
         return spans
 

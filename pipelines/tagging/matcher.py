@@ -26,7 +26,7 @@ from .document import Doc, Span
 from .entities import AliasIndex
 from .evidence import evidence
 from .learned import Model
-from .prefilter import Prefilter, Requirement, key
+from .prefilter import EntityPhrases, Prefilter, Requirement, key, requirement
 from .query import And, EntityRef, Near, Node, Not, Or, QueryError, Term, Title, parse
 from .scan import Scanner
 
@@ -225,20 +225,22 @@ def _compile(topic: Topic, kinds: Mapping[str, Sequence[str]], aliases: AliasInd
     for ref in _entity_refs(node):
         if ref.id not in known:
             raise RuleError(topic.id, f"unknown entity '@{ref.id}'", ref.pos)
-    return _Compiled(topic, node, Prefilter(node, aliases.phrases_of), _compile_node(node),
-                     _alternatives(topic.query, node))
+    compile_node = partial(_compile_node, phrases=aliases.phrases_of)
+    return _Compiled(topic, node, Prefilter(node, aliases.phrases_of), compile_node(node),
+                     _alternatives(topic.query, node, compile_node))
 
 
-def _alternatives(query: str, node: Node) -> tuple[tuple[tuple[str, Matcher], ...], ...]:
+def _alternatives(query: str, node: Node, compile_node: Callable[[Node], Matcher],
+                  ) -> tuple[tuple[tuple[str, Matcher], ...], ...]:
     """The query as an OR of ANDs (top two levels), each part with its text, for explanations."""
     alternatives = node.children if isinstance(node, Or) and node.children[0].pos < node.children[1].pos else (node,)
     result = []
     for alt, (start, stop) in zip(alternatives, _bounds(alternatives, len(query)), strict=True):
         if isinstance(alt, And):
             bounds = _bounds(alt.children, stop)
-            parts = tuple((_text(query, *b), _compile_node(c)) for c, b in zip(alt.children, bounds, strict=True))
+            parts = tuple((_text(query, *b), compile_node(c)) for c, b in zip(alt.children, bounds, strict=True))
         else:
-            parts = ((_text(query, start, stop), _compile_node(alt)),)
+            parts = ((_text(query, start, stop), compile_node(alt)),)
         result.append(parts)
     return tuple(result)
 
@@ -255,8 +257,13 @@ def _text(query: str, start: int, stop: int) -> str:
     return text if len(text) <= CLAUSE_CHARS else text[: CLAUSE_CHARS - 1] + "…"
 
 
-def _compile_node(node: Node) -> Matcher:
-    """Turn an AST node into a function (doc, title_only) -> spans, or None when false."""
+def _compile_node(node: Node, phrases: EntityPhrases) -> Matcher:
+    """Turn an AST node into a function (doc, title_only) -> spans, or None when false. An entity, AND or NEAR is
+    first checked against the document's keys (its prefilter condition, a few set tests): positions are looked up
+    only where the keys allow a match."""
+    def compile_node(child: Node) -> Matcher:
+        return _compile_node(child, phrases)
+
     match node:
         case Term((token,), False):
             return partial(_match_word, token, key((token,)))
@@ -265,24 +272,33 @@ def _compile_node(node: Node) -> Matcher:
         case Term(tokens, prefix):
             return partial(_match_phrase, tokens, prefix, key(tokens, prefix))
         case EntityRef(entity_id):
-            return partial(_match_entity, entity_id)
+            return _guarded(node, phrases, partial(_match_entity, entity_id))
         case Title(child):
-            return partial(_match_title, _compile_node(child))
+            return partial(_match_title, compile_node(child))
         case Not(child):
-            return partial(_match_not, _compile_node(child))
+            return partial(_match_not, compile_node(child))
         case And(children):
-            return partial(_match_and, tuple(map(_compile_node, children)))
+            return _guarded(node, phrases, partial(_match_and, tuple(map(compile_node, children))))
         case Or(children):
             # A term list makes ORs of many words: only those whose key the document has are evaluated.
             by_key: dict[str, list[Matcher]] = {}
             for child in children:
                 if isinstance(child, Term):
-                    by_key.setdefault(key(child.tokens, child.prefix), []).append(_compile_node(child))
-            others = tuple(_compile_node(c) for c in children if not isinstance(c, Term))
+                    by_key.setdefault(key(child.tokens, child.prefix), []).append(compile_node(child))
+            others = tuple(compile_node(c) for c in children if not isinstance(c, Term))
             return partial(_match_or, frozenset(by_key), by_key, others)
         case Near(left, right, n):
-            return partial(_match_near, _compile_node(left), _compile_node(right), n)
+            return _guarded(node, phrases, partial(_match_near, compile_node(left), compile_node(right), n))
     raise TypeError(f"not a query node: {node!r}")
+
+
+def _guarded(node: Node, phrases: EntityPhrases, matcher: Matcher) -> Matcher:
+    condition = requirement(node, phrases)
+    return matcher if condition is None else partial(_match_possible, condition, matcher)
+
+
+def _match_possible(condition: Requirement, matcher: Matcher, doc: Doc, title_only: bool) -> Spans:
+    return matcher(doc, title_only) if condition.possible(doc.found) else None
 
 
 def _in_title(spans: list[Span], doc: Doc, title_only: bool) -> Spans:
