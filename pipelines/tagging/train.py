@@ -9,8 +9,7 @@ cross-validation grouped by event (no event has items on both sides of a fold): 
 what the model adds to the rules (items they did not tag) keeps a precision of at least ``--precision`` on the
 held-out folds, those with the best recall of rules-or-model, and of those the middle one, so the model adds
 what the rules miss without adding noise; of equal recalls, the strongest regularisation. A topic for which
-the model adds less than MIN_GAIN recall on the held-out folds is left out of the model (scoring it costs tagging
-time for every document that passes the topic's prefilter). Prints the cross-validated figures;
+the model adds no recall on the held-out folds is left out of the model. Prints the cross-validated figures;
 writes the model where the rules' ``[learned] model`` points (default) or to ``--out``.
 """
 
@@ -31,7 +30,6 @@ C_VALUES = (0.1, 0.3, 1.0, 3.0)
 FOLDS = 5
 MIN_ITEMS = 2  # a feature must occur in at least this many training items
 MIN_WEIGHT = 0.02  # smaller weights are left out of the file (they move no decision)
-MIN_GAIN = 0.01  # cross-validated recall a topic's model must add to the rules' to be kept
 THRESHOLDS = [t / 100 for t in range(30, 100)]
 
 
@@ -90,9 +88,9 @@ def train(items: Sequence[LabelledItem], tagger: Tagger, kinds: dict[str, str], 
             log(f"{topic}: no threshold keeps precision {min_precision}; the model adds nothing")
             continue
         recall, precision, c, t = best
-        if recall < rules_recall + MIN_GAIN:
-            log(f"{topic}: cross-validated by event, the model adds less than {MIN_GAIN} to the rules' recall "
-                f"{rules_recall:.3f} (rules or model: {recall:.3f}); left out")
+        if recall <= rules_recall:
+            log(f"{topic}: cross-validated by event, the model adds nothing to the rules' recall {rules_recall:.3f}; "
+                "left out")
             continue
         log(f"{topic}: cross-validated by event, rules alone recall {rules_recall:.3f}; "
             f"rules or model (C={c}, threshold {t:.2f}) recall {recall:.3f}, precision of the model's additions "
