@@ -24,7 +24,7 @@ FLOORS = {  # topic: (tune precision, tune recall, holdout precision, holdout re
     "travel-approval": (0.95, 0.93, 0.87, 0.53),
     "poaching": (0.98, 0.95, 0.89, 0.82),  # holdout 0.93/0.89 before fresh 8-9, 0.92/0.85 after; 0.91/0.82 after 12;
     # 0.90/0.83 after 14 (nine departures without a new employer tagged)
-    "export-controls": (0.93, 0.96, 0.93, 0.82),  # holdout 0.95/0.89 before fresh 13, 0.95/0.85 after; 0.94/0.83 14
+    "export-controls": (0.93, 0.96, 0.92, 0.82),  # holdout 0.95/0.89 before fresh 13, 0.94/0.83 after 14, 0.93/0.83 15
 }
 
 
