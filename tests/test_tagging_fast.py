@@ -64,6 +64,22 @@ def test_fast_path_agrees_with_full_evaluation_on_the_labelled_set(tagger: Tagge
         assert_agrees(tagger, item["title"], item["summary"])
 
 
+def test_key_guards_change_no_result(tagger: Tagger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entity, AND or NEAR part of a query is checked against the document's keys before its positions are looked
+    up (matcher._guarded): an optimisation only. The same rules compiled without the checks tag every item alike."""
+    from pipelines.tagging import matcher
+
+    monkeypatch.setattr(matcher, "_guarded", lambda node, phrases, compiled: compiled)
+    unguarded = load_tagger(SHIPPED)
+    items = [(i["title"], i["summary"]) for i in map(json.loads, DEV.read_text(encoding="utf-8").splitlines())]
+    tagged = 0
+    for title, body in items + corpus_items():
+        result = tagger.tag(title, body)
+        assert result == unguarded.tag(title, body), (title, body)
+        tagged += bool(result.topics)
+    assert tagged > 1000
+
+
 # ---- the scan's boundaries --------------------------------------------------------------------------------------
 
 SCANS = [

@@ -12,7 +12,8 @@ shows in the tokens joined by spaces); one pass over a document finds which keys
 runs only for the few documents that pass. Evaluating a matcher gives ``None`` (false) or the
 list of spans that made it true; the list is empty when it is true only through NOT. Spans
 become the evidence snippets (:mod:`.evidence`). A term whose key did not occur is false
-without looking at positions; most documents are settled by the keys alone.
+without looking at positions, and so is an entity, AND or NEAR whose prefilter condition the
+document's keys fail; most documents are settled by the keys alone.
 """
 
 from __future__ import annotations
