@@ -67,7 +67,9 @@ def test_three_daemons_share_300_feeds_survive_kill_9_and_send_one_digest(
         time.sleep(0.02)
     runs[0].stop(signal.SIGKILL)
     killed_at = time.monotonic()
-    orphaned = {u for (u,) in _rows(pg_home, "select url from feeds where leased_by = :w", w=ids[0])}
+    # when each of its leases ends, on the test's clock (the database's clock moved by their difference now)
+    orphaned = {u: time.monotonic() + float(left) for u, left in _rows(
+        pg_home, "select url, extract(epoch from lease_until - now()) from feeds where leased_by = :w", w=ids[0])}
     assert orphaned
 
     time.sleep(INTERVAL)
@@ -83,25 +85,27 @@ def test_three_daemons_share_300_feeds_survive_kill_9_and_send_one_digest(
 
     # the request log: every feed polled each interval, none twice in one, apart from the killed daemon's crawl
     paths = {f"/f{n}.xml": u for n, u in enumerate(urls)}
-    late, failover = [], 0.0
+    late, failover = [], []
     for path, url in paths.items():
         times = [r.at for r in feed_server.requests_for(path)]
         assert times and times[0] - started < 60, path
         assert ended - times[-1] <= INTERVAL + SLACK, (path, ended - times[-1])
+        if url in orphaned:  # polled again this long after the dead daemon's lease ended (what came within half a
+            # second of the kill was its own request, in flight)
+            failover.append(next(t for t in times if t > killed_at + 0.5) - orphaned[url])
         for a, b in pairwise(times):
-            spans_kill = a <= killed_at <= b
-            if spans_kill and url in orphaned:
-                failover = max(failover, b - a)
+            if url in orphaned and a <= killed_at + 0.5 < b:  # the poll that waited for the lease to end
                 continue
             assert b - a >= INTERVAL - 1.0, (path, b - a)  # never twice in one interval
             if b - a > INTERVAL + SLACK:
                 late.append((path, round(b - a, 1)))
     assert not late, late[:10]
-    print(f"\nlongest gap in the killed daemon's feeds' polls: {failover:.1f} s (lease {LEASE:g} s, interval "
-          f"{INTERVAL:g} s)")
-    # the feed was due (interval) and leased at once, the lease ran out, and the next look came as it ended; the
-    # slack is the looks' own time (a query, a crawl starting; measured 0.3-0.8 s) and a busy CI machine's
-    assert failover <= INTERVAL + LEASE + 2.0
+    print(f"\nthe killed daemon's feeds polled again {min(failover):.1f} to {max(failover):.1f} s after its leases "
+          f"ended (lease {LEASE:g} s, interval {INTERVAL:g} s)")
+    # not while its lease lasted (0.5 s: the two clocks' difference is read by one query), and at the first look
+    # after it ended: the next look comes when a lease ends, and a daemon still crawling looks when its crawl ends
+    # (its own batch: a second or two here; the slack is SLACK, a busy CI machine's, as for the feeds' intervals)
+    assert min(failover) >= -0.5 and max(failover) <= SLACK
     assert _count(pg_home, "select count(*) from items") == FEEDS  # nothing stored twice, nothing lost
     assert _count(pg_home, "select count(distinct key) from items") == FEEDS
     assert _count(pg_home, "select count(*) from feeds where leased_by is not null") == 0
